@@ -1,0 +1,697 @@
+//! A compiled bundle and the decisions it makes.
+
+use crate::bundle::{Bundle, MaskStyle, OverLimit, Policy, RuleAction};
+use crate::detectors;
+use crate::diag::BundleErrors;
+use crate::extract::{self, Api, Extracted};
+use crate::identity::{self, Caller, Jwk, TokenError};
+use crate::load;
+use crate::matcher::{BuildError, Hit, PatternSet, Spec, SpecKind};
+use crate::normalize::{fold, normalize};
+use crate::tokens::{self, Encoding, PromptTokens};
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+/// The outcome of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Block,
+    RequireApproval,
+    /// No policy admits the caller.
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Block => "block",
+            Verdict::RequireApproval => "require_approval",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Why a rule fired. Never carries the matched text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: String,
+    /// JSON path of the field where it matched (or the limit's field).
+    pub field: String,
+    /// `literal`, `regex`, `detector:<name>`, `model`, `limit`.
+    pub source: String,
+}
+
+/// A decision about one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub policy: Option<String>,
+    /// Rule ids that produced the verdict.
+    pub rules: Vec<String>,
+    pub findings: Vec<Finding>,
+    /// Human-readable reason, safe to return to the caller (no matched text).
+    pub message: String,
+    /// HTTP status for a refusal.
+    pub status: u16,
+    /// True when the policy is in dry-run mode: decided and recorded, not enforced.
+    pub dry_run: bool,
+    /// New value for the max-output-tokens field when a limit clamps it.
+    pub clamp: Option<(String, u64)>,
+    pub prompt_tokens: Option<u64>,
+    pub model: Option<String>,
+    pub api: Option<&'static str>,
+}
+
+impl Decision {
+    /// What the gateway enforces: the verdict, unless the policy is in dry-run mode.
+    pub fn enforced(&self) -> Verdict {
+        if self.dry_run && self.verdict != Verdict::Deny {
+            Verdict::Allow
+        } else {
+            self.verdict
+        }
+    }
+
+    fn refuse(
+        verdict: Verdict,
+        status: u16,
+        rule: &str,
+        source: &str,
+        field: &str,
+        message: String,
+    ) -> Self {
+        Decision {
+            verdict,
+            policy: None,
+            rules: vec![rule.to_owned()],
+            findings: vec![Finding {
+                rule: rule.to_owned(),
+                field: field.to_owned(),
+                source: source.to_owned(),
+            }],
+            message,
+            status,
+            dry_run: false,
+            clamp: None,
+            prompt_tokens: None,
+            model: None,
+            api: None,
+        }
+    }
+}
+
+/// Errors building an engine from a valid bundle (a pattern set the automata reject).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Bundle(#[from] BundleErrors),
+    #[error("policy `{policy}`: {source}")]
+    Build {
+        policy: String,
+        #[source]
+        source: BuildError,
+    },
+}
+
+struct Rules {
+    /// Matched against normalised text.
+    exact: PatternSet,
+    /// Matched against normalised, case-folded text.
+    folded: PatternSet,
+    /// (rule id, action) by owner index.
+    rules: Vec<(String, RuleAction)>,
+}
+
+struct Masker {
+    exact: PatternSet,
+    ci: PatternSet,
+    /// Per owner: rule id, style, keep_last, label for literal/regex hits.
+    rules: Vec<MaskMeta>,
+    /// Longest possible match over all patterns (bytes): the streaming hold-back.
+    max_match: usize,
+}
+
+struct MaskMeta {
+    id: String,
+    style: MaskStyle,
+    keep_last: usize,
+    label: String,
+}
+
+/// A policy compiled into matchers.
+pub struct CompiledPolicy {
+    pub policy: Policy,
+    encoding: Encoding,
+    prompt: Rules,
+    mask: Masker,
+}
+
+/// One issuer with its current keys.
+pub struct IssuerKeys {
+    pub issuer: crate::bundle::Issuer,
+    pub keys: Vec<Jwk>,
+}
+
+/// A validated, compiled bundle.
+pub struct Engine {
+    pub bundle: Bundle,
+    pub digest: String,
+    pub issuers: Vec<IssuerKeys>,
+    policies: Vec<CompiledPolicy>,
+    mask_key: Vec<u8>,
+}
+
+fn detector_spec(owner: usize, name: &str) -> Option<(Spec, &'static detectors::Detector)> {
+    let d = detectors::find(name)?;
+    Some((
+        Spec {
+            owner,
+            kind: SpecKind::Regex {
+                pattern: d.pattern.to_owned(),
+                validate: d.validate,
+            },
+        },
+        d,
+    ))
+}
+
+fn ci_regex(r: &str) -> String {
+    format!("(?i:{r})")
+}
+
+impl CompiledPolicy {
+    fn compile(p: &Policy) -> Result<Self, BuildError> {
+        let mut exact = Vec::new();
+        let mut folded = Vec::new();
+        let mut rules = Vec::new();
+        for (owner, r) in p.prompt_rules.iter().enumerate() {
+            rules.push((r.id.clone(), r.action));
+            let target = if r.case_insensitive { &mut folded } else { &mut exact };
+            for l in &r.literals {
+                let l = normalize(l);
+                let l = if r.case_insensitive { fold(&l) } else { l };
+                target.push(Spec {
+                    owner,
+                    kind: SpecKind::Literal(l),
+                });
+            }
+            for re in &r.regexes {
+                let pattern = if r.case_insensitive { ci_regex(re) } else { re.clone() };
+                target.push(Spec {
+                    owner,
+                    kind: SpecKind::Regex {
+                        pattern,
+                        validate: None,
+                    },
+                });
+            }
+            for d in &r.detectors {
+                if let Some((s, _)) = detector_spec(owner, d) {
+                    exact.push(s);
+                }
+            }
+        }
+        let mut m_exact = Vec::new();
+        let mut m_ci = Vec::new();
+        let mut meta = Vec::new();
+        let mut max_match = 0usize;
+        for r in &p.response_masking {
+            // One owner per (rule, label): detectors keep their own labels.
+            let base_label = r.label.clone().unwrap_or_else(|| r.id.to_uppercase());
+            let owner = meta.len();
+            meta.push(MaskMeta {
+                id: r.id.clone(),
+                style: r.style,
+                keep_last: r.keep_last,
+                label: base_label,
+            });
+            let target = if r.case_insensitive { &mut m_ci } else { &mut m_exact };
+            for l in &r.literals {
+                max_match = max_match.max(l.len());
+                target.push(Spec {
+                    owner,
+                    kind: SpecKind::Literal(l.clone()),
+                });
+            }
+            for re in &r.regexes {
+                max_match = max_match.max(r.max_match_bytes);
+                let pattern = if r.case_insensitive { ci_regex(re) } else { re.clone() };
+                target.push(Spec {
+                    owner,
+                    kind: SpecKind::Regex {
+                        pattern,
+                        validate: None,
+                    },
+                });
+            }
+            for d in &r.detectors {
+                let owner = meta.len();
+                let Some((s, det)) = detector_spec(owner, d) else {
+                    continue;
+                };
+                max_match = max_match.max(det.max_len);
+                meta.push(MaskMeta {
+                    id: r.id.clone(),
+                    style: r.style,
+                    keep_last: r.keep_last,
+                    label: r.label.clone().unwrap_or_else(|| det.label.to_owned()),
+                });
+                m_exact.push(s);
+            }
+        }
+        let fallback = p
+            .limits
+            .encoding
+            .as_deref()
+            .and_then(Encoding::parse)
+            .unwrap_or(Encoding::O200kBase);
+        Ok(CompiledPolicy {
+            policy: p.clone(),
+            encoding: fallback,
+            prompt: Rules {
+                exact: PatternSet::build(exact, false)?,
+                folded: PatternSet::build(folded, false)?,
+                rules,
+            },
+            mask: Masker {
+                exact: PatternSet::build(m_exact, false)?,
+                ci: PatternSet::build(m_ci, true)?,
+                rules: meta,
+                max_match,
+            },
+        })
+    }
+
+    /// Longest match any masking pattern of this policy can produce, in bytes.
+    pub fn max_mask_match(&self) -> usize {
+        self.mask.max_match
+    }
+
+    pub fn has_masking(&self) -> bool {
+        !self.mask.exact.is_empty() || !self.mask.ci.is_empty()
+    }
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn admits(p: &Policy, c: &Caller) -> bool {
+    let m = &p.matcher;
+    (m.issuers.is_empty() || m.issuers.contains(&c.issuer))
+        && (m.principals.is_empty() || m.principals.contains(&c.principal))
+        && (m.groups.is_empty() || m.groups.iter().any(|g| c.groups.contains(g)))
+        && m.claims.iter().all(|(k, want)| match c.claims.get(k) {
+            Some(serde_json::Value::String(s)) => s == want,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(want)),
+            Some(serde_json::Value::Bool(b)) => b.to_string() == *want,
+            Some(serde_json::Value::Number(n)) => n.to_string() == *want,
+            _ => false,
+        })
+}
+
+/// A span of text a masking rule replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskHit {
+    pub rule: String,
+    pub label: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Engine {
+    /// Parse, validate and compile a bundle.
+    pub fn from_source(src: &str) -> Result<Engine, EngineError> {
+        let bundle = load::parse(src)?;
+        Engine::new(bundle)
+    }
+
+    /// Compile an already validated bundle.
+    pub fn new(bundle: Bundle) -> Result<Engine, EngineError> {
+        let digest = load::digest(&bundle);
+        let mut policies = Vec::with_capacity(bundle.policies.len());
+        for p in &bundle.policies {
+            policies.push(CompiledPolicy::compile(p).map_err(|source| EngineError::Build {
+                policy: p.id.clone(),
+                source,
+            })?);
+        }
+        let issuers = bundle
+            .identity
+            .issuers
+            .iter()
+            .map(|i| IssuerKeys {
+                issuer: i.clone(),
+                keys: i
+                    .jwks
+                    .as_ref()
+                    .and_then(|j| identity::parse_jwks(j, &i.algorithms).ok())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(Engine {
+            bundle,
+            digest,
+            issuers,
+            policies,
+            mask_key: Vec::new(),
+        })
+    }
+
+    /// Key for the `hash` masking style. Without one, hashes are unkeyed (still stable).
+    pub fn with_mask_key(mut self, key: &[u8]) -> Self {
+        self.mask_key = key.to_vec();
+        self
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&CompiledPolicy> {
+        self.policies.iter().find(|p| p.policy.id == id)
+    }
+
+    /// Verify a bearer token against the trusted issuers.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<Caller, TokenError> {
+        let iss = identity::peek_issuer(token)?;
+        let ik = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer.issuer == iss)
+            .ok_or(TokenError::UnknownIssuer)?;
+        identity::verify(&ik.issuer, &ik.keys, token, now)
+    }
+
+    /// The first policy, in bundle order, that admits `caller`.
+    pub fn select(&self, caller: &Caller) -> Option<&CompiledPolicy> {
+        self.policies.iter().find(|p| admits(&p.policy, caller))
+    }
+
+    /// Decide a request for `caller` on `path` with raw JSON `body`.
+    pub fn decide(&self, caller: &Caller, path: &str, body: &[u8]) -> Decision {
+        let Some(cp) = self.select(caller) else {
+            return Decision::refuse(
+                Verdict::Deny,
+                403,
+                "no_policy",
+                "identity",
+                "",
+                format!("no policy admits principal `{}`", caller.principal),
+            );
+        };
+        let mut d = match Api::from_path(path) {
+            None => Decision::refuse(
+                Verdict::Block,
+                404,
+                "unknown_route",
+                "route",
+                "",
+                "not an inference API route".into(),
+            ),
+            Some(api) => match extract::extract_bytes(api, body) {
+                Err(e) => {
+                    Decision::refuse(Verdict::Block, 400, "malformed_request", "body", "", e.to_string())
+                }
+                Ok((json, x)) => self.decide_extracted(cp, &json, &x),
+            },
+        };
+        d.policy = Some(cp.policy.id.clone());
+        d.dry_run = cp.policy.dry_run;
+        d
+    }
+
+    /// Decide an extracted request under a chosen policy.
+    pub fn decide_extracted(
+        &self,
+        cp: &CompiledPolicy,
+        json: &serde_json::Value,
+        x: &Extracted,
+    ) -> Decision {
+        let p = &cp.policy;
+        let mut d = Decision {
+            verdict: Verdict::Allow,
+            policy: Some(p.id.clone()),
+            rules: Vec::new(),
+            findings: Vec::new(),
+            message: "allowed".into(),
+            status: 200,
+            dry_run: p.dry_run,
+            clamp: None,
+            prompt_tokens: None,
+            model: x.model.clone(),
+            api: Some(x.api.name()),
+        };
+        let block = |d: &mut Decision, status: u16, rule: &str, source: &str, field: &str, msg: String| {
+            if d.verdict != Verdict::Block {
+                d.message = msg;
+                d.status = status;
+            }
+            d.verdict = Verdict::Block;
+            if !d.rules.iter().any(|r| r == rule) {
+                d.rules.push(rule.to_owned());
+            }
+            d.findings.push(Finding {
+                rule: rule.to_owned(),
+                field: field.to_owned(),
+                source: source.to_owned(),
+            });
+        };
+        // Model allow-list.
+        match &x.model {
+            Some(m) if p.models.iter().any(|g| glob(g, m)) => {}
+            Some(m) => block(
+                &mut d,
+                403,
+                "model_not_allowed",
+                "model",
+                "model",
+                format!("model `{m}` is not allowed by policy `{}`", p.id),
+            ),
+            None => block(
+                &mut d,
+                400,
+                "model_not_allowed",
+                "model",
+                "model",
+                "request names no model".into(),
+            ),
+        }
+        // Completion limit.
+        if let (Some(max), Some(field)) = (p.limits.max_completion_tokens, x.api.max_output_field(json)) {
+            let asked = x.max_output_tokens;
+            if asked.is_none_or(|a| a > max) {
+                match p.limits.completion_over_limit {
+                    OverLimit::Clamp => d.clamp = Some((field.to_owned(), max)),
+                    OverLimit::Reject => block(
+                        &mut d,
+                        400,
+                        "max_completion_tokens",
+                        "limit",
+                        field,
+                        match asked {
+                            Some(a) => format!("{field} {a} exceeds the limit of {max}"),
+                            None => format!("{field} must be set to at most {max}"),
+                        },
+                    ),
+                }
+            }
+        }
+        // Prompt token limit.
+        let enc = Encoding::for_model(x.model.as_deref().unwrap_or(""), cp.encoding);
+        let PromptTokens { tokens, .. } = tokens::prompt_tokens(x, enc, p.limits.max_prompt_tokens);
+        d.prompt_tokens = Some(tokens);
+        if let Some(max) = p.limits.max_prompt_tokens {
+            if tokens > max {
+                block(
+                    &mut d,
+                    400,
+                    "max_prompt_tokens",
+                    "limit",
+                    "",
+                    format!("prompt is {tokens} tokens, over the limit of {max}"),
+                );
+            }
+        }
+        // Prompt rules.
+        let mut approvals = Vec::new();
+        let mut hits = Vec::new();
+        for seg in &x.segments {
+            let norm = normalize(&seg.text);
+            hits.clear();
+            cp.prompt.exact.scan(norm.as_bytes(), &mut hits);
+            let n_exact = hits.len();
+            let folded_text;
+            if !cp.prompt.folded.is_empty() {
+                folded_text = fold(&norm);
+                cp.prompt.folded.scan(folded_text.as_bytes(), &mut hits);
+            }
+            // Allow-list spans exempt overlapping matches (same text variant only).
+            let allowed = |i: usize, h: &Hit| {
+                hits.iter().enumerate().any(|(j, a)| {
+                    (j < n_exact) == (i < n_exact)
+                        && cp.prompt.rules[a.owner].1 == RuleAction::Allow
+                        && a.start <= h.start
+                        && h.end <= a.end
+                })
+            };
+            for (i, h) in hits.iter().enumerate() {
+                let (id, action) = &cp.prompt.rules[h.owner];
+                if *action == RuleAction::Allow || allowed(i, h) {
+                    continue;
+                }
+                let set = if i < n_exact { &cp.prompt.exact } else { &cp.prompt.folded };
+                let source = match &set.specs()[h.spec].kind {
+                    SpecKind::Literal(_) => "literal".to_owned(),
+                    SpecKind::Regex { pattern, .. } => detectors::DETECTORS
+                        .iter()
+                        .find(|det| det.pattern == pattern)
+                        .map(|det| format!("detector:{}", det.name))
+                        .unwrap_or_else(|| "regex".into()),
+                };
+                let rule = p.prompt_rules.iter().find(|r| &r.id == id);
+                match action {
+                    RuleAction::Block => {
+                        let msg = rule
+                            .and_then(|r| r.message.clone())
+                            .unwrap_or_else(|| format!("request blocked by rule `{id}`"));
+                        block(&mut d, 403, id, &source, &seg.field, msg);
+                    }
+                    RuleAction::RequireApproval => {
+                        approvals.push(Finding {
+                            rule: id.clone(),
+                            field: seg.field.clone(),
+                            source,
+                        });
+                    }
+                    RuleAction::Allow => {}
+                }
+            }
+        }
+        if d.verdict == Verdict::Allow && !approvals.is_empty() {
+            d.verdict = Verdict::RequireApproval;
+            d.status = 202;
+            d.message = format!(
+                "request needs approval (rule `{}`)",
+                approvals[0].rule
+            );
+            for f in &approvals {
+                if !d.rules.contains(&f.rule) {
+                    d.rules.push(f.rule.clone());
+                }
+            }
+            d.findings.extend(approvals);
+        }
+        d
+    }
+
+    /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
+    /// leftmost, longest first among overlaps).
+    pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
+        let mut hits = Vec::new();
+        cp.mask.exact.scan(text.as_bytes(), &mut hits);
+        cp.mask.ci.scan(text.as_bytes(), &mut hits);
+        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut out: Vec<MaskHit> = Vec::new();
+        for h in hits {
+            if let Some(last) = out.last_mut() {
+                if h.start < last.end {
+                    // Overlap: extend to cover both so no part of either value leaks.
+                    last.end = last.end.max(h.end);
+                    continue;
+                }
+            }
+            let m = &cp.mask.rules[h.owner];
+            out.push(MaskHit {
+                rule: m.id.clone(),
+                label: m.label.clone(),
+                start: h.start,
+                end: h.end,
+            });
+        }
+        out
+    }
+
+    /// Replace every masked span of `text`.
+    pub fn mask_text(&self, cp: &CompiledPolicy, text: &str) -> (String, Vec<MaskHit>) {
+        let spans = self.mask_spans(cp, text);
+        if spans.is_empty() {
+            return (text.to_owned(), spans);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for s in &spans {
+            out.push_str(&text[at..s.start]);
+            out.push_str(&self.replacement(cp, s, &text[s.start..s.end]));
+            at = s.end;
+        }
+        out.push_str(&text[at..]);
+        (out, spans)
+    }
+
+    fn replacement(&self, cp: &CompiledPolicy, s: &MaskHit, value: &str) -> String {
+        let meta = cp.mask.rules.iter().find(|m| m.id == s.rule && m.label == s.label);
+        let (style, keep) = meta.map(|m| (m.style, m.keep_last)).unwrap_or((MaskStyle::Label, 0));
+        match style {
+            MaskStyle::Label => format!("[{}]", s.label),
+            MaskStyle::Partial => {
+                let chars: Vec<char> = value.chars().collect();
+                let keep = keep.min(chars.len() / 2);
+                let mut r: String = chars[..chars.len() - keep]
+                    .iter()
+                    .map(|c| if c.is_alphanumeric() { '*' } else { *c })
+                    .collect();
+                r.extend(&chars[chars.len() - keep..]);
+                r
+            }
+            MaskStyle::Hash => {
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mask_key)
+                    .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(b"gatehouse").expect("static key"));
+                mac.update(value.as_bytes());
+                let tag = mac.finalize().into_bytes();
+                format!("[{}:{}]", s.label, hex::encode(&tag[..4]))
+            }
+        }
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &CompiledPolicy> {
+        self.policies.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("gpt-4o*", "gpt-4o-mini"));
+        assert!(glob("claude-?-*", "claude-3-haiku"));
+        assert!(!glob("gpt-4o*", "gpt-4"));
+        assert!(glob("*", "anything"));
+    }
+}

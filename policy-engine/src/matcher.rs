@@ -1,0 +1,263 @@
+//! Compiled pattern sets: Aho-Corasick for literals, one regex-automata multi-pattern regex for
+//! every regex and detector of a set.
+//!
+//! A scan is one pass of each automaton over the text. The combined regex answers "which
+//! patterns match anywhere" (overlapping semantics, so no pattern hides another); only the
+//! patterns that did match are then run alone to find their spans and apply validity checks.
+//! Clean text, the common case, therefore costs one pass per automaton.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
+use regex_automata::{
+    meta::{self, Regex},
+    util::syntax,
+    Input, MatchKind, PatternSet as ReSet,
+};
+
+/// One pattern to compile, owned by a rule (`owner` is the caller's index).
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub owner: usize,
+    pub kind: SpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SpecKind {
+    Literal(String),
+    Regex {
+        pattern: String,
+        validate: Option<fn(&[u8]) -> bool>,
+    },
+}
+
+/// A match: which spec's owner, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub owner: usize,
+    /// Index of the spec among the set's specs.
+    pub spec: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Why a pattern set cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid regex `{pattern}`: {message}")]
+    Regex { pattern: String, message: String },
+    #[error("literal automaton: {0}")]
+    Literals(String),
+}
+
+fn syntax_config() -> syntax::Config {
+    // Byte-oriented, ASCII classes: large credential sets build in milliseconds, also on wasm32.
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+fn build_one(pattern: &str, kind: MatchKind) -> Result<Regex, BuildError> {
+    Regex::builder()
+        .syntax(syntax_config())
+        .configure(meta::Config::new().match_kind(kind).utf8_empty(false))
+        .build(pattern)
+        .map_err(|e| BuildError::Regex {
+            pattern: pattern.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Check one regex the way a set will compile it (used by bundle validation).
+pub fn check_regex(pattern: &str) -> Result<(), BuildError> {
+    build_one(pattern, MatchKind::LeftmostFirst).map(|_| ())
+}
+
+/// A compiled set of literal and regex specs.
+#[derive(Debug)]
+pub struct PatternSet {
+    specs: Vec<Spec>,
+    literals: Option<AhoCorasick>,
+    /// literal pattern index -> spec index
+    literal_spec: Vec<usize>,
+    combined: Option<Regex>,
+    /// combined pattern index -> spec index
+    regex_spec: Vec<usize>,
+    /// spec index -> single regex (for spans), None for literals
+    singles: Vec<Option<Regex>>,
+}
+
+impl PatternSet {
+    /// Compile `specs`. With `ascii_case_insensitive`, literals ignore ASCII case.
+    pub fn build(specs: Vec<Spec>, ascii_case_insensitive: bool) -> Result<Self, BuildError> {
+        let mut lits = Vec::new();
+        let mut literal_spec = Vec::new();
+        let mut regexes = Vec::new();
+        let mut regex_spec = Vec::new();
+        let mut singles = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            match &s.kind {
+                SpecKind::Literal(l) => {
+                    lits.push(l.as_str());
+                    literal_spec.push(i);
+                    singles.push(None);
+                }
+                SpecKind::Regex { pattern, .. } => {
+                    regexes.push(pattern.as_str());
+                    regex_spec.push(i);
+                    singles.push(Some(build_one(pattern, MatchKind::LeftmostFirst)?));
+                }
+            }
+        }
+        let literals = if lits.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(AcMatchKind::Standard)
+                    .ascii_case_insensitive(ascii_case_insensitive)
+                    .build(&lits)
+                    .map_err(|e| BuildError::Literals(e.to_string()))?,
+            )
+        };
+        let combined = if regexes.is_empty() {
+            None
+        } else {
+            Some(
+                Regex::builder()
+                    .syntax(syntax_config())
+                    .configure(
+                        meta::Config::new()
+                            .match_kind(MatchKind::All)
+                            .utf8_empty(false),
+                    )
+                    .build_many(&regexes)
+                    .map_err(|e| BuildError::Regex {
+                        pattern: "<combined set>".into(),
+                        message: e.to_string(),
+                    })?,
+            )
+        };
+        Ok(PatternSet {
+            specs,
+            literals,
+            literal_spec,
+            combined,
+            regex_spec,
+            singles,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    pub fn specs(&self) -> &[Spec] {
+        &self.specs
+    }
+
+    /// Every hit in `text`. Literal hits may overlap; regex hits are leftmost-first per spec.
+    pub fn scan(&self, text: &[u8], out: &mut Vec<Hit>) {
+        if let Some(ac) = &self.literals {
+            for m in ac.find_overlapping_iter(text) {
+                let spec = self.literal_spec[m.pattern().as_usize()];
+                out.push(Hit {
+                    owner: self.specs[spec].owner,
+                    spec,
+                    start: m.start(),
+                    end: m.end(),
+                });
+            }
+        }
+        if let Some(re) = &self.combined {
+            let mut set = ReSet::new(re.pattern_len());
+            re.which_overlapping_matches(&Input::new(text), &mut set);
+            for pid in set.iter() {
+                let spec = self.regex_spec[pid.as_usize()];
+                let Some(single) = &self.singles[spec] else {
+                    continue;
+                };
+                let validate = match &self.specs[spec].kind {
+                    SpecKind::Regex { validate, .. } => *validate,
+                    SpecKind::Literal(_) => None,
+                };
+                for m in single.find_iter(text) {
+                    if validate.is_none_or(|v| v(&text[m.start()..m.end()])) {
+                        out.push(Hit {
+                            owner: self.specs[spec].owner,
+                            spec,
+                            start: m.start(),
+                            end: m.end(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether anything matches (validators applied).
+    pub fn any(&self, text: &[u8]) -> bool {
+        let mut v = Vec::new();
+        self.scan(text, &mut v);
+        !v.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(owner: usize, s: &str) -> Spec {
+        Spec {
+            owner,
+            kind: SpecKind::Literal(s.into()),
+        }
+    }
+    fn re(owner: usize, s: &str) -> Spec {
+        Spec {
+            owner,
+            kind: SpecKind::Regex {
+                pattern: s.into(),
+                validate: None,
+            },
+        }
+    }
+
+    #[test]
+    fn overlapping_patterns_all_reported() {
+        let set = PatternSet::build(
+            vec![re(0, "[a-z]+@x"), re(1, "b@x\\.com"), lit(2, "ab")],
+            false,
+        )
+        .unwrap();
+        let mut hits = Vec::new();
+        set.scan(b"mail ab@x.com now", &mut hits);
+        let owners: std::collections::BTreeSet<_> = hits.iter().map(|h| h.owner).collect();
+        assert_eq!(owners.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn validator_filters_lookalikes() {
+        let set = PatternSet::build(
+            vec![Spec {
+                owner: 7,
+                kind: SpecKind::Regex {
+                    pattern: "[0-9]{4}".into(),
+                    validate: Some(|b| b == b"1234"),
+                },
+            }],
+            false,
+        )
+        .unwrap();
+        assert!(set.any(b"x 1234 y"));
+        assert!(!set.any(b"x 9999 y"));
+    }
+
+    #[test]
+    fn bad_regex_is_reported() {
+        assert!(check_regex("(unclosed").is_err());
+        assert!(check_regex("caf\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn ascii_case_insensitive_literals() {
+        let set = PatternSet::build(vec![lit(0, "secret")], true).unwrap();
+        assert!(set.any(b"my SeCrEt"));
+    }
+}
