@@ -1,1 +1,151 @@
-fn main(){}
+//! `gatehouse`: the ext_proc server, the demo upstream, and the CLI.
+
+mod cli;
+mod demo;
+mod extproc;
+mod mask;
+mod store;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse: policy gateway for LLM inference endpoints"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the ext_proc server and its HTTP API (event ingest, session log).
+    Serve(ServeArgs),
+    /// Run the built-in demo model upstream (OpenAI and Anthropic compatible).
+    DemoUpstream {
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        listen: SocketAddr,
+    },
+    /// Print a token signed by the local dev issuer (local profile only).
+    Token(cli::TokenArgs),
+    /// Policy bundle tools.
+    Policy {
+        #[command(subcommand)]
+        cmd: cli::PolicyCmd,
+    },
+    /// List the built-in detectors.
+    Detectors,
+    /// Local profile: dev issuer keys, the dev bundle and the Envoy config.
+    Dev {
+        #[command(subcommand)]
+        cmd: cli::DevCmd,
+    },
+    /// Measure the engine's matching and masking throughput.
+    Bench(cli::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Policy bundle (YAML or JSON).
+    #[arg(long, env = "GATEHOUSE_BUNDLE")]
+    bundle: PathBuf,
+    /// ext_proc gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:18081")]
+    grpc: SocketAddr,
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:18082")]
+    http: SocketAddr,
+    /// Directory of the embedded session store.
+    #[arg(long, default_value = ".gatehouse/store")]
+    store: PathBuf,
+    /// File holding the identity hand-off key shared with the filter.
+    #[arg(long, env = "GATEHOUSE_HANDOFF_KEY_FILE")]
+    handoff_key_file: PathBuf,
+    /// File holding the key for the `hash` masking style.
+    #[arg(long, env = "GATEHOUSE_MASK_KEY_FILE")]
+    mask_key_file: Option<PathBuf>,
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let src = std::fs::read_to_string(&a.bundle)
+        .with_context(|| format!("reading {}", a.bundle.display()))?;
+    let mut engine =
+        policy_engine::Engine::from_source(&src).map_err(|e| cli::engine_error(&a.bundle, &e))?;
+    if let Some(p) = &a.mask_key_file {
+        engine = engine.with_mask_key(std::fs::read_to_string(p)?.trim().as_bytes());
+    }
+    let key = std::fs::read_to_string(&a.handoff_key_file)
+        .with_context(|| format!("reading {}", a.handoff_key_file.display()))?;
+    let store: std::sync::Arc<dyn store::Store> =
+        std::sync::Arc::new(store::FileStore::open(&a.store)?);
+    let shared = std::sync::Arc::new(extproc::Shared {
+        engine: std::sync::Arc::new(engine),
+        handoff_key: key.trim().as_bytes().to_vec(),
+        store: store.clone(),
+    });
+    tracing::info!(digest = %shared.engine.digest, grpc = %a.grpc, http = %a.http, "gatehouse server starting");
+    let grpc = tonic::transport::Server::builder()
+        .add_service(
+            envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer::new(
+                extproc::Service(shared.clone()),
+            ),
+        )
+        .serve_with_shutdown(a.grpc, shutdown());
+    let api = cli::http_api(shared.clone());
+    let listener = tokio::net::TcpListener::bind(a.http).await?;
+    let http = axum::serve(listener, api).with_graceful_shutdown(shutdown());
+    let (g, h) = tokio::join!(grpc, http);
+    g?;
+    h?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Serve(a) => serve(a).await,
+        Cmd::DemoUpstream { listen } => {
+            async {
+                let l = tokio::net::TcpListener::bind(listen).await?;
+                tracing::info!(%listen, "demo upstream listening");
+                axum::serve(l, demo::router())
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+                Ok(())
+            }
+            .await
+        }
+        Cmd::Token(a) => cli::token(a),
+        Cmd::Policy { cmd } => return cli::policy(cmd),
+        Cmd::Detectors => {
+            cli::detectors();
+            Ok(())
+        }
+        Cmd::Dev { cmd } => cli::dev(cmd),
+        Cmd::Bench(a) => cli::bench(a),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

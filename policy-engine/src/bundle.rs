@@ -151,7 +151,8 @@ pub struct Limits {
     /// Maximum completion tokens a request may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u64>,
-    /// What to do with a request asking for more (or not saying): `reject` or `clamp`.
+    /// What to do with a request asking for more: `reject` or `clamp`. A request that names
+    /// no maximum always gets the limit written into it.
     #[serde(default)]
     pub completion_over_limit: OverLimit,
 }

@@ -226,7 +226,7 @@ pub fn luhn(ds: &[u8]) -> bool {
     let mut sum = 0u32;
     for (i, &d) in ds.iter().rev().enumerate() {
         let mut v = u32::from(d);
-        if i % 2 == 1 {
+        if !i.is_multiple_of(2) {
             v *= 2;
             if v > 9 {
                 v -= 9;
@@ -234,7 +234,7 @@ pub fn luhn(ds: &[u8]) -> bool {
         }
         sum += v;
     }
-    !ds.is_empty() && sum % 10 == 0
+    !ds.is_empty() && sum.is_multiple_of(10)
 }
 
 fn valid_card(m: &[u8]) -> bool {

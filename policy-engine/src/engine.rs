@@ -190,7 +190,11 @@ impl CompiledPolicy {
         let mut rules = Vec::new();
         for (owner, r) in p.prompt_rules.iter().enumerate() {
             rules.push((r.id.clone(), r.action));
-            let target = if r.case_insensitive { &mut folded } else { &mut exact };
+            let target = if r.case_insensitive {
+                &mut folded
+            } else {
+                &mut exact
+            };
             for l in &r.literals {
                 let l = normalize(l);
                 let l = if r.case_insensitive { fold(&l) } else { l };
@@ -200,7 +204,11 @@ impl CompiledPolicy {
                 });
             }
             for re in &r.regexes {
-                let pattern = if r.case_insensitive { ci_regex(re) } else { re.clone() };
+                let pattern = if r.case_insensitive {
+                    ci_regex(re)
+                } else {
+                    re.clone()
+                };
                 target.push(Spec {
                     owner,
                     kind: SpecKind::Regex {
@@ -229,7 +237,11 @@ impl CompiledPolicy {
                 keep_last: r.keep_last,
                 label: base_label,
             });
-            let target = if r.case_insensitive { &mut m_ci } else { &mut m_exact };
+            let target = if r.case_insensitive {
+                &mut m_ci
+            } else {
+                &mut m_exact
+            };
             for l in &r.literals {
                 max_match = max_match.max(l.len());
                 target.push(Spec {
@@ -239,7 +251,11 @@ impl CompiledPolicy {
             }
             for re in &r.regexes {
                 max_match = max_match.max(r.max_match_bytes);
-                let pattern = if r.case_insensitive { ci_regex(re) } else { re.clone() };
+                let pattern = if r.case_insensitive {
+                    ci_regex(re)
+                } else {
+                    re.clone()
+                };
                 target.push(Spec {
                     owner,
                     kind: SpecKind::Regex {
@@ -359,10 +375,12 @@ impl Engine {
         let digest = load::digest(&bundle);
         let mut policies = Vec::with_capacity(bundle.policies.len());
         for p in &bundle.policies {
-            policies.push(CompiledPolicy::compile(p).map_err(|source| EngineError::Build {
-                policy: p.id.clone(),
-                source,
-            })?);
+            policies.push(
+                CompiledPolicy::compile(p).map_err(|source| EngineError::Build {
+                    policy: p.id.clone(),
+                    source,
+                })?,
+            );
         }
         let issuers = bundle
             .identity
@@ -434,9 +452,14 @@ impl Engine {
                 "not an inference API route".into(),
             ),
             Some(api) => match extract::extract_bytes(api, body) {
-                Err(e) => {
-                    Decision::refuse(Verdict::Block, 400, "malformed_request", "body", "", e.to_string())
-                }
+                Err(e) => Decision::refuse(
+                    Verdict::Block,
+                    400,
+                    "malformed_request",
+                    "body",
+                    "",
+                    e.to_string(),
+                ),
                 Ok((json, x)) => self.decide_extracted(cp, &json, &x),
             },
         };
@@ -466,21 +489,22 @@ impl Engine {
             model: x.model.clone(),
             api: Some(x.api.name()),
         };
-        let block = |d: &mut Decision, status: u16, rule: &str, source: &str, field: &str, msg: String| {
-            if d.verdict != Verdict::Block {
-                d.message = msg;
-                d.status = status;
-            }
-            d.verdict = Verdict::Block;
-            if !d.rules.iter().any(|r| r == rule) {
-                d.rules.push(rule.to_owned());
-            }
-            d.findings.push(Finding {
-                rule: rule.to_owned(),
-                field: field.to_owned(),
-                source: source.to_owned(),
-            });
-        };
+        let block =
+            |d: &mut Decision, status: u16, rule: &str, source: &str, field: &str, msg: String| {
+                if d.verdict != Verdict::Block {
+                    d.message = msg;
+                    d.status = status;
+                }
+                d.verdict = Verdict::Block;
+                if !d.rules.iter().any(|r| r == rule) {
+                    d.rules.push(rule.to_owned());
+                }
+                d.findings.push(Finding {
+                    rule: rule.to_owned(),
+                    field: field.to_owned(),
+                    source: source.to_owned(),
+                });
+            };
         // Model allow-list.
         match &x.model {
             Some(m) if p.models.iter().any(|g| glob(g, m)) => {}
@@ -501,11 +525,14 @@ impl Engine {
                 "request names no model".into(),
             ),
         }
-        // Completion limit.
-        if let (Some(max), Some(field)) = (p.limits.max_completion_tokens, x.api.max_output_field(json)) {
-            let asked = x.max_output_tokens;
-            if asked.is_none_or(|a| a > max) {
-                match p.limits.completion_over_limit {
+        // Completion limit. A request that names no maximum gets the limit written in; one
+        // that asks for more is clamped or rejected, as the policy says.
+        if let (Some(max), Some(field)) =
+            (p.limits.max_completion_tokens, x.api.max_output_field(json))
+        {
+            match x.max_output_tokens {
+                None => d.clamp = Some((field.to_owned(), max)),
+                Some(a) if a > max => match p.limits.completion_over_limit {
                     OverLimit::Clamp => d.clamp = Some((field.to_owned(), max)),
                     OverLimit::Reject => block(
                         &mut d,
@@ -513,12 +540,10 @@ impl Engine {
                         "max_completion_tokens",
                         "limit",
                         field,
-                        match asked {
-                            Some(a) => format!("{field} {a} exceeds the limit of {max}"),
-                            None => format!("{field} must be set to at most {max}"),
-                        },
+                        format!("{field} {a} exceeds the limit of {max}"),
                     ),
-                }
+                },
+                Some(_) => {}
             }
         }
         // Prompt token limit.
@@ -564,7 +589,11 @@ impl Engine {
                 if *action == RuleAction::Allow || allowed(i, h) {
                     continue;
                 }
-                let set = if i < n_exact { &cp.prompt.exact } else { &cp.prompt.folded };
+                let set = if i < n_exact {
+                    &cp.prompt.exact
+                } else {
+                    &cp.prompt.folded
+                };
                 let source = match &set.specs()[h.spec].kind {
                     SpecKind::Literal(_) => "literal".to_owned(),
                     SpecKind::Regex { pattern, .. } => detectors::DETECTORS
@@ -595,10 +624,7 @@ impl Engine {
         if d.verdict == Verdict::Allow && !approvals.is_empty() {
             d.verdict = Verdict::RequireApproval;
             d.status = 202;
-            d.message = format!(
-                "request needs approval (rule `{}`)",
-                approvals[0].rule
-            );
+            d.message = format!("request needs approval (rule `{}`)", approvals[0].rule);
             for f in &approvals {
                 if !d.rules.contains(&f.rule) {
                     d.rules.push(f.rule.clone());
@@ -654,8 +680,14 @@ impl Engine {
     }
 
     fn replacement(&self, cp: &CompiledPolicy, s: &MaskHit, value: &str) -> String {
-        let meta = cp.mask.rules.iter().find(|m| m.id == s.rule && m.label == s.label);
-        let (style, keep) = meta.map(|m| (m.style, m.keep_last)).unwrap_or((MaskStyle::Label, 0));
+        let meta = cp
+            .mask
+            .rules
+            .iter()
+            .find(|m| m.id == s.rule && m.label == s.label);
+        let (style, keep) = meta
+            .map(|m| (m.style, m.keep_last))
+            .unwrap_or((MaskStyle::Label, 0));
         match style {
             MaskStyle::Label => format!("[{}]", s.label),
             MaskStyle::Partial => {
@@ -669,11 +701,15 @@ impl Engine {
                 r
             }
             MaskStyle::Hash => {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mask_key)
-                    .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(b"gatehouse").expect("static key"));
-                mac.update(value.as_bytes());
-                let tag = mac.finalize().into_bytes();
-                format!("[{}:{}]", s.label, hex::encode(&tag[..4]))
+                // HMAC takes keys of any length, so this cannot fail; an empty key still
+                // gives a stable (unkeyed) tag.
+                let tag = <Hmac<Sha256> as Mac>::new_from_slice(&self.mask_key)
+                    .map(|mut mac| {
+                        mac.update(value.as_bytes());
+                        hex::encode(&mac.finalize().into_bytes()[..4])
+                    })
+                    .unwrap_or_default();
+                format!("[{}:{}]", s.label, tag)
             }
         }
     }

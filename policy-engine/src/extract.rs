@@ -51,8 +51,7 @@ impl Api {
     pub fn max_output_field(self, body: &Value) -> Option<&'static str> {
         match self {
             Api::ChatCompletions => {
-                if body.get("max_completion_tokens").is_some() || body.get("max_tokens").is_none()
-                {
+                if body.get("max_completion_tokens").is_some() || body.get("max_tokens").is_none() {
                     Some("max_completion_tokens")
                 } else {
                     Some("max_tokens")
@@ -170,7 +169,14 @@ impl Collector {
                 expected: "object",
             });
         };
-        for key in ["text", "refusal", "thinking", "output", "arguments", "content"] {
+        for key in [
+            "text",
+            "refusal",
+            "thinking",
+            "output",
+            "arguments",
+            "content",
+        ] {
             match o.get(key) {
                 Some(Value::String(s)) => self.push(format!("{field}.{key}"), s),
                 Some(v @ Value::Array(_)) if key == "content" || key == "output" => {
@@ -429,7 +435,13 @@ mod tests {
         });
         let x = extract(Api::ChatCompletions, &body).unwrap();
         let t = texts(&x);
-        for want in ["sys-text", "part-text", "{\"q\":\"arg-text\"}", "tool-result", "lookup"] {
+        for want in [
+            "sys-text",
+            "part-text",
+            "{\"q\":\"arg-text\"}",
+            "tool-result",
+            "lookup",
+        ] {
             assert!(t.contains(&want), "missing {want}: {t:?}");
         }
         assert_eq!(x.model.as_deref(), Some("gpt-4o-mini"));
@@ -477,7 +489,11 @@ mod tests {
     fn embeddings_and_completions_prompts() {
         let x = extract(Api::Embeddings, &json!({"model": "m", "input": ["a", "b"]})).unwrap();
         assert_eq!(texts(&x), vec!["a", "b"]);
-        let x = extract(Api::Completions, &json!({"model": "m", "prompt": [[1, 2, 3]]})).unwrap();
+        let x = extract(
+            Api::Completions,
+            &json!({"model": "m", "prompt": [[1, 2, 3]]}),
+        )
+        .unwrap();
         assert_eq!(x.raw_token_count, 3);
     }
 

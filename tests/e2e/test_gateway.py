@@ -1,0 +1,135 @@
+"""The walking skeleton end to end: Envoy -> wasm filter -> ext_proc server -> upstream."""
+import json
+
+import anthropic
+import openai
+
+from conftest import chat
+
+
+def test_chat_completion_passes_every_hop(stack):
+    r = stack.post("/v1/chat/completions", chat("hello there"), token=stack.token())
+    assert r.status_code == 200, r.text
+    # The filter identified the caller and picked the policy ...
+    assert r.headers["x-gatehouse-policy"] == "engineering"
+    assert len(r.headers["x-gatehouse-request-id"]) >= 8
+    assert r.headers["x-gatehouse-verdict"] == "allow"
+    # ... the ext_proc server processed the exchange ...
+    assert r.headers["x-gatehouse-processed-by"] == "ext_proc"
+    assert r.headers["x-gatehouse-session"] == r.headers["x-gatehouse-request-id"]
+    # ... and the upstream answered, without seeing Gatehouse headers or the caller's token.
+    assert r.headers["x-demo-upstream"] == "1"
+    assert r.headers["x-demo-saw-gatehouse-headers"] == "false"
+    assert r.headers["x-demo-saw-authorization"] == "false"
+    content = r.json()["choices"][0]["message"]["content"]
+    assert "You said: hello there" in content
+
+
+def test_personal_data_in_answers_is_masked(stack):
+    r = stack.post("/v1/chat/completions", chat("hi"), token=stack.token())
+    content = r.json()["choices"][0]["message"]["content"]
+    assert "jane.doe@example.com" not in content
+    assert "[EMAIL]" in content and "[PHONE]" in content
+
+
+def test_openai_sdk_non_streaming_and_streaming(stack):
+    client = openai.OpenAI(base_url=stack.base + "/v1", api_key=stack.token(), max_retries=0)
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "ping"}])
+    assert "[EMAIL]" in resp.choices[0].message.content
+    text = ""
+    for chunk in client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "ping"}], stream=True
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    assert text.startswith("Sure.")
+    assert "You said: ping" in text
+
+
+def test_openai_sdk_raises_normal_api_error_on_block(stack):
+    client = openai.OpenAI(base_url=stack.base + "/v1", api_key=stack.token(), max_retries=0)
+    try:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "deploy with AKIAQWERTYUIOPASDFGH please"}],
+        )
+        raise AssertionError("expected a PermissionDeniedError")
+    except openai.PermissionDeniedError as e:
+        assert e.status_code == 403
+        assert e.body["code"] == "no-credentials"
+        assert "AKIAQWERTYUIOPASDFGH" not in json.dumps(e.body)
+
+
+def test_anthropic_sdk_messages(stack):
+    client = anthropic.Anthropic(base_url=stack.base, api_key="unused", max_retries=0,
+                                 default_headers={"authorization": f"Bearer {stack.token()}"})
+    msg = client.messages.create(model="claude-sonnet-4", max_tokens=100,
+                                 messages=[{"role": "user", "content": "hello"}])
+    assert "[EMAIL]" in msg.content[0].text
+    try:
+        client.messages.create(model="claude-sonnet-4", max_tokens=100,
+                               messages=[{"role": "user", "content": "about project kestrel"}])
+        raise AssertionError("expected a PermissionDeniedError")
+    except anthropic.PermissionDeniedError as e:
+        assert e.status_code == 403
+        assert e.body["type"] == "error" and e.body["error"]["type"] == "permission_error"
+        assert "blocked-projects" in e.body["error"]["message"] or "blocked" in e.body["error"]["message"]
+
+
+def test_model_allow_list_and_limits(stack):
+    bob = stack.token(sub="bob", groups=())
+    r = stack.post("/v1/chat/completions", chat("hi", model="gpt-4.1"), token=bob)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "model_not_allowed"
+    r = stack.post("/v1/chat/completions", chat("hi", max_tokens=4000), token=bob)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "max_completion_tokens"
+    r = stack.post("/v1/chat/completions", chat("word " * 2500), token=bob)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "max_prompt_tokens"
+
+
+def test_completion_limit_is_clamped_for_engineers(stack):
+    r = stack.post("/v1/chat/completions", chat("hi", max_tokens=100000), token=stack.token())
+    assert r.status_code == 200, r.text
+    assert r.headers["x-demo-max-tokens"] == "4096"
+
+
+def test_approval_topic_is_held_back(stack):
+    r = stack.post("/v1/chat/completions", chat("Draft the layoffs announcement"), token=stack.token())
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "approval_required"
+    assert "x-demo-upstream" not in r.headers
+
+
+def test_every_decision_reaches_the_session_log(stack):
+    tok = stack.token(sub="carol", groups=("eng",))
+    ok = stack.post("/v1/chat/completions", chat("log me"), token=tok)
+    blocked = stack.post("/v1/chat/completions", chat("key ghp_abcdefghijklmnopqrstuvwxyz0123456789"), token=tok)
+    unauth = stack.post("/v1/chat/completions", chat("who am i"))
+    assert (ok.status_code, blocked.status_code, unauth.status_code) == (200, 403, 401)
+    ids = {ok.headers["x-gatehouse-request-id"], blocked.headers["x-gatehouse-request-id"],
+           unauth.headers["x-gatehouse-request-id"]}
+    import time
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        recs = {(r.get("request_id"), r.get("kind")): r for r in stack.sessions()}
+        seen = {rid for rid, _ in recs}
+        if ids <= seen:
+            break
+        time.sleep(0.1)
+    assert ids <= seen, f"missing {ids - seen}"
+    s = recs[(ok.headers["x-gatehouse-request-id"], "session")]
+    assert s["identity"]["principal"] == "carol"
+    assert s["decision"]["verdict"] == "allow"
+    assert s["response"]["masked_values"] >= 2
+    assert s["request"]["prompt"]["segments"][0]["text"] == "log me"
+    b = recs[(blocked.headers["x-gatehouse-request-id"], "filter_decision")]
+    assert b["decision"]["verdict"] == "block" and "no-credentials" in b["decision"]["rules"]
+    assert b["identity"]["principal"] == "carol"
+    u = recs[(unauth.headers["x-gatehouse-request-id"], "filter_decision")]
+    assert u["status"] == 401 and u["reason"] == "missing"
+    # Nothing the gateway was asked to mask or block is stored in clear.
+    log = json.dumps(stack.sessions())
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in log
+    assert "jane.doe@example.com" not in log
