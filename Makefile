@@ -50,7 +50,6 @@ bench:
 	@scripts/setup.sh bench
 	$(MAKE) build
 	$(BIN) bench
-	python3 tests/bench_envoy.py
 
 clean:
 	rm -rf target target-wasm .gatehouse

@@ -428,3 +428,196 @@ impl ExternalProcessor for Service {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn shared() -> (Shared, Arc<MemoryStore>) {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/default.yaml"
+        ))
+        .unwrap();
+        let store = Arc::new(MemoryStore::default());
+        (
+            Shared {
+                engine: Arc::new(Engine::from_source(&src).unwrap()),
+                handoff_key: KEY.to_vec(),
+                store: store.clone(),
+            },
+            store,
+        )
+    }
+
+    fn headers(pairs: &[(&str, &str)], end: bool) -> ProcessingRequest {
+        ProcessingRequest {
+            request: Some(Request::RequestHeaders(HttpHeaders {
+                headers: Some(HeaderMap {
+                    headers: pairs
+                        .iter()
+                        .map(|(k, v)| HeaderValue {
+                            key: (*k).into(),
+                            value: String::new(),
+                            raw_value: v.as_bytes().to_vec(),
+                        })
+                        .collect(),
+                }),
+                end_of_stream: end,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn handoff(key: &[u8], expires_at: u64) -> (String, String) {
+        let h = Handoff {
+            request_id: "r1".into(),
+            issuer: "idp".into(),
+            principal: "alice".into(),
+            groups: vec!["eng".into()],
+            policy: "engineering".into(),
+            bundle: "sha256:x".into(),
+            expires_at,
+        };
+        let blob = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap());
+        let sig = sign(key, &blob);
+        (blob, sig)
+    }
+
+    fn status_of(r: &ProcessingResponse) -> Option<i32> {
+        match &r.response {
+            Some(Response::ImmediateResponse(i)) => i.status.as_ref().map(|s| s.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn request_without_or_with_forged_handoff_is_refused() {
+        let (s, store) = shared();
+        let mut x = Exchange::default();
+        let r = s
+            .handle(&mut x, headers(&[(":path", "/v1/chat/completions")], false))
+            .unwrap();
+        assert_eq!(status_of(&r), Some(403));
+        let (blob, _) = handoff(KEY, u64::MAX);
+        let (_, forged_sig) = handoff(b"some-other-key-entirely-0000000", u64::MAX);
+        let mut x = Exchange::default();
+        let r = s
+            .handle(
+                &mut x,
+                headers(
+                    &[
+                        (":path", "/v1/chat/completions"),
+                        (H_IDENTITY, &blob),
+                        (H_SIGNATURE, &forged_sig),
+                    ],
+                    false,
+                ),
+            )
+            .unwrap();
+        assert_eq!(status_of(&r), Some(403));
+        let (blob, sig) = handoff(KEY, 1);
+        let mut x = Exchange::default();
+        let r = s
+            .handle(
+                &mut x,
+                headers(
+                    &[
+                        (":path", "/v1/chat/completions"),
+                        (H_IDENTITY, &blob),
+                        (H_SIGNATURE, &sig),
+                    ],
+                    false,
+                ),
+            )
+            .unwrap();
+        assert_eq!(status_of(&r), Some(403), "an expired hand-off is refused");
+        assert_eq!(store.recent(10).len(), 3);
+    }
+
+    #[test]
+    fn valid_handoff_strips_gatehouse_headers_and_asks_for_the_body() {
+        let (s, _) = shared();
+        let (blob, sig) = handoff(KEY, u64::MAX);
+        let mut x = Exchange::default();
+        let r = s
+            .handle(
+                &mut x,
+                headers(
+                    &[
+                        (":path", "/v1/chat/completions"),
+                        (H_IDENTITY, &blob),
+                        (H_SIGNATURE, &sig),
+                        ("x-gatehouse-policy", "engineering"),
+                        ("accept", "*/*"),
+                    ],
+                    false,
+                ),
+            )
+            .unwrap();
+        let Some(Response::RequestHeaders(h)) = &r.response else {
+            panic!("{r:?}")
+        };
+        let removed = &h
+            .response
+            .as_ref()
+            .unwrap()
+            .header_mutation
+            .as_ref()
+            .unwrap()
+            .remove_headers;
+        assert_eq!(removed.len(), 3);
+        assert!(removed.iter().all(|k| k.starts_with("x-gatehouse-")));
+        // The engineering policy records prompts and has an approval rule: it needs the body.
+        assert_eq!(
+            r.mode_override.unwrap().request_body_mode,
+            BodySendMode::Buffered as i32
+        );
+    }
+
+    #[test]
+    fn approval_topic_is_refused_until_holds_exist_and_prompt_is_recorded_masked() {
+        let (s, store) = shared();
+        let (blob, sig) = handoff(KEY, u64::MAX);
+        let mut x = Exchange::default();
+        s.handle(
+            &mut x,
+            headers(
+                &[
+                    (":path", "/v1/chat/completions"),
+                    (H_IDENTITY, &blob),
+                    (H_SIGNATURE, &sig),
+                ],
+                false,
+            ),
+        );
+        let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"merger memo for bob@example.com"}]}"#;
+        let r = s
+            .handle(
+                &mut x,
+                ProcessingRequest {
+                    request: Some(Request::RequestBody(
+                        envoy_types::pb::envoy::service::ext_proc::v3::HttpBody {
+                            body: body.to_vec(),
+                            end_of_stream: true,
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(status_of(&r), Some(403));
+        let rec = store.recent(1).pop().unwrap();
+        assert_eq!(rec["decision"]["verdict"], "require_approval");
+        let text = rec["request"]["prompt"]["segments"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert_eq!(text, "merger memo for [EMAIL]");
+    }
+}

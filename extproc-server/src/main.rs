@@ -60,7 +60,7 @@ struct ServeArgs {
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:18082")]
     http: SocketAddr,
-    /// Directory of the embedded session store.
+    /// Directory of the embedded session store (`memory`: keep records in memory only).
     #[arg(long, default_value = ".gatehouse/store")]
     store: PathBuf,
     /// File holding the identity hand-off key shared with the filter.
@@ -81,8 +81,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let key = std::fs::read_to_string(&a.handoff_key_file)
         .with_context(|| format!("reading {}", a.handoff_key_file.display()))?;
-    let store: std::sync::Arc<dyn store::Store> =
-        std::sync::Arc::new(store::FileStore::open(&a.store)?);
+    let store: std::sync::Arc<dyn store::Store> = if a.store.as_os_str() == "memory" {
+        std::sync::Arc::new(store::MemoryStore::default())
+    } else {
+        std::sync::Arc::new(store::FileStore::open(&a.store)?)
+    };
     let shared = std::sync::Arc::new(extproc::Shared {
         engine: std::sync::Arc::new(engine),
         handoff_key: key.trim().as_bytes().to_vec(),

@@ -83,3 +83,20 @@ impl Store for FileStore {
             .collect()
     }
 }
+
+/// In-memory store (tests, and a server run without a session log directory).
+#[derive(Default)]
+pub struct MemoryStore(Mutex<Vec<Value>>);
+
+impl Store for MemoryStore {
+    fn append(&self, record: Value) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(record);
+        }
+    }
+
+    fn recent(&self, limit: usize) -> Vec<Value> {
+        let v = self.0.lock().map(|v| v.clone()).unwrap_or_default();
+        v[v.len().saturating_sub(limit)..].to_vec()
+    }
+}

@@ -82,12 +82,36 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum HeadStep {
     Reply(Reply),
+    /// The token names a key the filter does not have (or the issuer's keys were never
+    /// fetched): fetch the issuer's JWKS, then run the headers phase again.
+    FetchKeys(FetchTarget, RequestHead),
     Continue {
         headers: Vec<(String, String)>,
         /// Remove `content-length`: the body may be rewritten (a clamped limit).
         drop_content_length: bool,
         body: Option<Pending>,
     },
+}
+
+/// Where to fetch an issuer's JWKS: an Envoy cluster, `:authority` and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchTarget {
+    pub issuer: String,
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+}
+
+/// Split `http(s)://authority/path?query` into authority and path.
+pub fn split_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))?;
+    let (auth, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    (!auth.is_empty()).then(|| (auth.to_owned(), path.to_owned()))
 }
 
 /// State kept between the headers and the body callbacks.
@@ -248,14 +272,60 @@ impl Gate {
         })
     }
 
+    /// The JWKS endpoint of the issuer of `head`'s token, if it has one.
+    fn fetch_target(&self, head: &RequestHead) -> Option<FetchTarget> {
+        let token = head.authorization.as_deref()?.get(7..)?.trim();
+        let iss = policy_engine::identity::peek_issuer(token).ok()?;
+        let ik = self.engine.issuer_by_url(&iss)?;
+        let (authority, path) = split_uri(ik.issuer.jwks_uri.as_deref()?)?;
+        Some(FetchTarget {
+            issuer: ik.issuer.name.clone(),
+            cluster: ik.issuer.jwks_cluster.clone()?,
+            authority,
+            path,
+        })
+    }
+
+    /// Install a JWKS document fetched for `issuer`; returns how many keys are usable.
+    pub fn install_jwks(&mut self, issuer: &str, doc: &[u8]) -> Result<usize, String> {
+        let algs = self
+            .engine
+            .issuers
+            .iter()
+            .find(|i| i.issuer.name == issuer)
+            .map(|i| i.issuer.algorithms.clone())
+            .ok_or_else(|| format!("unknown issuer `{issuer}`"))?;
+        let v: Value = serde_json::from_slice(doc).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+        let keys = policy_engine::identity::parse_jwks(&v, &algs).map_err(|e| e.to_string())?;
+        if keys.is_empty() {
+            return Err("JWKS has no key usable with the pinned algorithms".into());
+        }
+        let n = keys.len();
+        self.engine.set_issuer_keys(issuer, keys);
+        Ok(n)
+    }
+
     /// Headers phase: identity, policy selection, and what the body phase must do.
-    pub fn on_headers(&mut self, head: RequestHead, now: u64, now_nanos: u128) -> HeadStep {
+    /// `may_fetch`: an unknown key id may trigger a JWKS fetch (false on the retry after it).
+    pub fn on_headers(
+        &mut self,
+        head: RequestHead,
+        now: u64,
+        now_nanos: u128,
+        may_fetch: bool,
+    ) -> HeadStep {
         let request_id = head
             .request_id
             .clone()
             .filter(|r| !r.is_empty() && r.len() <= 128)
             .unwrap_or_else(|| new_request_id(&head.path, now_nanos));
-        let caller = match self.authenticate(&head, now) {
+        let auth = self.authenticate(&head, now);
+        if may_fetch && auth == Err(TokenError::UnknownKey) {
+            if let Some(t) = self.fetch_target(&head) {
+                return HeadStep::FetchKeys(t, head);
+            }
+        }
+        let caller = match auth {
             Ok(c) => c,
             Err(e) => {
                 let ev = self.event(&request_id, &head, None, 401, None, e.code());
@@ -511,5 +581,204 @@ pub fn decode(enc: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Str
         Ok(_) if out.len() > max => Err(format!("decoded request body exceeds {max} bytes")),
         Ok(_) => Ok(out),
         Err(e) => Err(format!("request body could not be decoded: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwt_simple::prelude::*;
+    use std::sync::OnceLock;
+
+    fn kp() -> &'static RS256KeyPair {
+        static KP: OnceLock<RS256KeyPair> = OnceLock::new();
+        KP.get_or_init(|| RS256KeyPair::generate(2048).unwrap().with_key_id("k"))
+    }
+
+    fn gate() -> Gate {
+        let jwks = policy_engine::identity::rs256_jwks(kp(), "k");
+        let bundle = format!(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {{name: t}}
+identity:
+  issuers:
+    - {{name: idp, issuer: "https://idp.test", audiences: [gh], algorithms: [RS256], jwks: {jwks}}}
+policies:
+  - id: eng
+    match: {{groups: [eng]}}
+    models: ["gpt-*"]
+    limits: {{max_completion_tokens: 100, completion_over_limit: clamp}}
+    prompt_rules:
+      - {{id: secret-word, action: block, literals: [swordfish]}}
+"#
+        );
+        let engine = Engine::from_source(&bundle).unwrap();
+        let cfg = FilterConfig::parse(
+            br#"{"bundle": "", "handoff_key": "0123456789abcdef0123", "max_body_bytes": 2048}"#,
+        )
+        .unwrap();
+        Gate::new(engine, cfg)
+    }
+
+    fn token(groups: &[&str]) -> String {
+        let claims =
+            Claims::with_custom_claims(json!({"groups": groups}), Duration::from_secs(600))
+                .with_issuer("https://idp.test")
+                .with_audience("gh")
+                .with_subject("alice");
+        kp().sign(claims).unwrap()
+    }
+
+    fn head(auth: Option<String>, path: &str) -> RequestHead {
+        RequestHead {
+            method: "POST".into(),
+            path: path.into(),
+            authorization: auth.map(|t| format!("Bearer {t}")),
+            content_encoding: None,
+            request_id: Some("rid-1".into()),
+            has_body: true,
+        }
+    }
+
+    fn now() -> u64 {
+        Clock::now_since_epoch().as_secs()
+    }
+
+    fn pending(g: &mut Gate, h: RequestHead) -> Pending {
+        match g.on_headers(h, now(), 0, false) {
+            HeadStep::Continue { body: Some(p), .. } => p,
+            other => panic!("expected to wait for the body, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_token_gets_401_with_challenge() {
+        let mut g = gate();
+        let HeadStep::Reply(r) = g.on_headers(head(None, "/v1/chat/completions"), now(), 0, false)
+        else {
+            panic!("expected a reply")
+        };
+        assert_eq!(r.status, 401);
+        assert!(r.headers.iter().any(
+            |(k, v)| k == "www-authenticate" && v.starts_with("Bearer error=\"invalid_token\"")
+        ));
+    }
+
+    #[test]
+    fn valid_token_is_cached_and_handoff_is_signed() {
+        let mut g = gate();
+        let t = token(&["eng"]);
+        let HeadStep::Continue {
+            headers,
+            drop_content_length,
+            ..
+        } = g.on_headers(
+            head(Some(t.clone()), "/v1/chat/completions"),
+            now(),
+            0,
+            false,
+        )
+        else {
+            panic!()
+        };
+        assert!(
+            drop_content_length,
+            "a completion limit may rewrite the body"
+        );
+        assert_eq!(g.cache.len(), 1);
+        let blob = &headers.iter().find(|(k, _)| k == H_IDENTITY).unwrap().1;
+        let sig = &headers.iter().find(|(k, _)| k == H_SIGNATURE).unwrap().1;
+        assert_eq!(sign(b"0123456789abcdef0123", blob), *sig);
+        let h: Handoff = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(blob).unwrap()).unwrap();
+        assert_eq!((h.principal.as_str(), h.policy.as_str()), ("alice", "eng"));
+        // A second request with the same token is served from the cache.
+        let _ = g.on_headers(head(Some(t), "/v1/chat/completions"), now(), 0, false);
+        assert_eq!(g.cache.len(), 1);
+    }
+
+    #[test]
+    fn caller_without_policy_gets_403() {
+        let mut g = gate();
+        let HeadStep::Reply(r) = g.on_headers(
+            head(Some(token(&["sales"])), "/v1/chat/completions"),
+            now(),
+            0,
+            false,
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.status, 403);
+    }
+
+    #[test]
+    fn block_reply_uses_api_error_shape_and_hides_the_match() {
+        let mut g = gate();
+        let p = pending(&mut g, head(Some(token(&["eng"])), "/v1/messages"));
+        let body = br#"{"model":"gpt-4o","max_tokens":5,"messages":[{"role":"user","content":"the swordfish"}]}"#;
+        let Outcome::Reply(r) = g.on_body(p, body.len(), body) else {
+            panic!()
+        };
+        assert_eq!(r.status, 403);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert!(!String::from_utf8_lossy(&r.body).contains("swordfish"));
+        assert!(!r.event.to_string().contains("swordfish"));
+    }
+
+    #[test]
+    fn oversized_gzip_and_unknown_encodings() {
+        let mut g = gate();
+        let p = pending(&mut g, head(Some(token(&["eng"])), "/v1/chat/completions"));
+        let Outcome::Reply(r) = g.on_body(p, 4096, &[]) else {
+            panic!()
+        };
+        assert_eq!(r.status, 413);
+
+        let mut h = head(Some(token(&["eng"])), "/v1/chat/completions");
+        h.content_encoding = Some("br".into());
+        let HeadStep::Reply(r) = g.on_headers(h, now(), 0, false) else {
+            panic!()
+        };
+        assert_eq!(r.status, 415);
+
+        let mut h = head(Some(token(&["eng"])), "/v1/chat/completions");
+        h.content_encoding = Some("gzip".into());
+        let p = pending(&mut g, h);
+        let plain = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"SWORDFISH? no: swordfish"}]}"#;
+        let gz = encode(Some("gzip"), plain).unwrap();
+        let Outcome::Reply(r) = g.on_body(p, gz.len(), &gz) else {
+            panic!()
+        };
+        assert_eq!(r.status, 403);
+    }
+
+    #[test]
+    fn clamp_rewrites_the_body_in_its_encoding() {
+        let mut g = gate();
+        let mut h = head(Some(token(&["eng"])), "/v1/chat/completions");
+        h.content_encoding = Some("gzip".into());
+        let p = pending(&mut g, h);
+        let plain =
+            br#"{"model":"gpt-4o","max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}"#;
+        let gz = encode(Some("gzip"), plain).unwrap();
+        let Outcome::Forward(f) = g.on_body(p, gz.len(), &gz) else {
+            panic!()
+        };
+        let new = decode(Some("gzip"), &f.body.unwrap(), 1 << 20).unwrap();
+        let v: Value = serde_json::from_slice(&new).unwrap();
+        assert_eq!(v["max_tokens"], 100);
+    }
+
+    #[test]
+    fn malformed_json_is_refused() {
+        let mut g = gate();
+        let p = pending(&mut g, head(Some(token(&["eng"])), "/v1/chat/completions"));
+        let Outcome::Reply(r) = g.on_body(p, 5, b"{nope") else {
+            panic!()
+        };
+        assert_eq!(r.status, 400);
     }
 }

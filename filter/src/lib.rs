@@ -26,8 +26,31 @@ proxy_wasm::main! {{
 }}
 
 /// Counter and histogram ids.
+/// Token failure reasons, each with its own counter.
+const TOKEN_FAILURES: &[&str] = &[
+    "missing",
+    "malformed",
+    "unknown_issuer",
+    "alg_not_allowed",
+    "unknown_kid",
+    "invalid",
+    "expired",
+    "not_yet_valid",
+    "bad_audience",
+    "no_exp",
+    "no_principal",
+];
+
+/// Seconds between background JWKS refreshes of an issuer.
+const JWKS_REFRESH_SECS: u64 = 300;
+/// Least seconds between two fetches of one issuer's JWKS (unknown `kid`s, first use).
+const JWKS_MIN_INTERVAL_SECS: u64 = 5;
+
 #[derive(Default)]
 struct Metrics {
+    token_failures: Vec<(&'static str, u32)>,
+    jwks_fetch_ok: u32,
+    jwks_fetch_failed: u32,
     allow: u32,
     block: u32,
     deny: u32,
@@ -41,6 +64,12 @@ impl Metrics {
     fn define() -> Metrics {
         let c = |n: &str| hostcalls::define_metric(MetricType::Counter, n).unwrap_or(0);
         Metrics {
+            token_failures: TOKEN_FAILURES
+                .iter()
+                .map(|r| (*r, c(&format!("gatehouse.token_failures.{r}"))))
+                .collect(),
+            jwks_fetch_ok: c("gatehouse.jwks.fetch_ok"),
+            jwks_fetch_failed: c("gatehouse.jwks.fetch_failed"),
             allow: c("gatehouse.requests.allow"),
             block: c("gatehouse.requests.block"),
             deny: c("gatehouse.requests.deny"),
@@ -57,8 +86,77 @@ impl Metrics {
     }
 }
 
+fn jwks_key(issuer: &str) -> String {
+    format!("gatehouse.jwks.{issuer}")
+}
+
+/// Take the right to fetch `issuer`'s JWKS now: at most one fetch per
+/// `JWKS_MIN_INTERVAL_SECS` across all workers (compare-and-swap on shared data).
+fn claim_fetch(issuer: &str, now: u64) -> bool {
+    let key = format!("gatehouse.jwks.{issuer}.fetching");
+    let Ok((val, cas)) = hostcalls::get_shared_data(&key) else {
+        return false;
+    };
+    let last = val
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    if now < last + JWKS_MIN_INTERVAL_SECS {
+        return false;
+    }
+    hostcalls::set_shared_data(&key, Some(now.to_string().as_bytes()), cas).is_ok()
+}
+
+/// Store a fetched JWKS for every worker: `<fetched_at> <document>`.
+fn publish_jwks(issuer: &str, now: u64, doc: &[u8]) {
+    let mut v = now.to_string().into_bytes();
+    v.push(b' ');
+    v.extend_from_slice(doc);
+    let _ = hostcalls::set_shared_data(&jwks_key(issuer), Some(&v), None);
+}
+
+/// The shared JWKS of `issuer`: (fetched_at, document, cas).
+fn shared_jwks(issuer: &str) -> Option<(u64, Vec<u8>, u32)> {
+    let (val, cas) = hostcalls::get_shared_data(&jwks_key(issuer)).ok()?;
+    let val = val?;
+    let sp = val.iter().position(|b| *b == b' ')?;
+    let at = std::str::from_utf8(&val[..sp]).ok()?.parse().ok()?;
+    Some((at, val[sp + 1..].to_vec(), cas.unwrap_or(0)))
+}
+
+/// Fetch request headers for a JWKS target.
+fn fetch(ctx: &dyn Context, t: &gate::FetchTarget) -> Result<u32, proxy_wasm::types::Status> {
+    ctx.dispatch_http_call(
+        &t.cluster,
+        vec![
+            (":method", "GET"),
+            (":path", &t.path),
+            (":authority", &t.authority),
+            ("accept", "application/json"),
+        ],
+        None,
+        vec![],
+        Duration::from_secs(5),
+    )
+}
+
+/// Read a JWKS call's response; the document when it is a 200.
+fn jwks_response(ctx: &dyn Context, body_size: usize) -> Option<Vec<u8>> {
+    let status = ctx.get_http_call_response_header(":status");
+    if status.as_deref() != Some("200") {
+        return None;
+    }
+    ctx.get_http_call_response_body(0, body_size)
+}
+
 #[derive(Default)]
 struct Root {
+    /// Issuers whose keys come from a JWKS URI, with their fetch target.
+    remote: Vec<gate::FetchTarget>,
+    /// cas of the shared JWKS last installed, per issuer.
+    seen: std::collections::HashMap<String, u32>,
+    /// In-flight JWKS fetches: call token -> issuer.
+    fetches: std::collections::HashMap<u32, String>,
     gate: Option<Rc<RefCell<Gate>>>,
     metrics: Rc<Metrics>,
     queue: u32,
@@ -67,13 +165,83 @@ struct Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, _token: u32, _h: usize, _b: usize, _t: usize) {
+    fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
+        if let Some(issuer) = self.fetches.remove(&token) {
+            let now = self.secs();
+            match jwks_response(self, body_size) {
+                Some(doc) => self.install(&issuer, now, &doc, true),
+                None => self.metrics.inc(self.metrics.jwks_fetch_failed),
+            }
+            return;
+        }
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
         self.drain();
     }
 }
 
 impl Root {
+    fn secs(&self) -> u64 {
+        self.get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// Install a fetched JWKS here and (when `publish`) for every other worker.
+    fn install(&mut self, issuer: &str, now: u64, doc: &[u8], publish: bool) {
+        let Some(gate) = &self.gate else { return };
+        match gate.borrow_mut().install_jwks(issuer, doc) {
+            Ok(n) => {
+                if publish {
+                    self.metrics.inc(self.metrics.jwks_fetch_ok);
+                    publish_jwks(issuer, now, doc);
+                    hostcalls::log(
+                        LogLevel::Info,
+                        &format!("gatehouse: {n} key(s) fetched for issuer `{issuer}`"),
+                    )
+                    .ok();
+                }
+                if let Some((_, _, cas)) = shared_jwks(issuer) {
+                    self.seen.insert(issuer.to_owned(), cas);
+                }
+            }
+            Err(e) => {
+                // Keep serving the keys we had: an IdP outage or a bad document must not
+                // lock everyone out.
+                if publish {
+                    self.metrics.inc(self.metrics.jwks_fetch_failed);
+                }
+                hostcalls::log(
+                    LogLevel::Warn,
+                    &format!("gatehouse: JWKS for `{issuer}` rejected: {e}"),
+                )
+                .ok();
+            }
+        }
+    }
+
+    /// Pick up keys another worker fetched, and refresh keys that are getting old.
+    fn sync_jwks(&mut self) {
+        let now = self.secs();
+        for t in self.remote.clone() {
+            let shared = shared_jwks(&t.issuer);
+            if let Some((_, doc, cas)) = &shared {
+                if self.seen.get(&t.issuer) != Some(cas) {
+                    self.install(&t.issuer, now, doc, false);
+                    self.seen.insert(t.issuer.clone(), *cas);
+                }
+            }
+            let stale = shared
+                .as_ref()
+                .is_none_or(|(at, _, _)| now >= at + JWKS_REFRESH_SECS);
+            if stale && claim_fetch(&t.issuer, now) {
+                if let Ok(token) = fetch(self, &t) {
+                    self.fetches.insert(token, t.issuer.clone());
+                }
+            }
+        }
+    }
+
     fn drain(&mut self) {
         let Some(gate) = &self.gate else { return };
         let cfg = gate.borrow().cfg.clone();
@@ -152,10 +320,31 @@ impl RootContext for Root {
             ),
         )
         .ok();
+        self.remote = engine
+            .issuers
+            .iter()
+            .filter_map(|i| {
+                let (authority, path) = gate::split_uri(i.issuer.jwks_uri.as_deref()?)?;
+                Some(gate::FetchTarget {
+                    issuer: i.issuer.name.clone(),
+                    cluster: i.issuer.jwks_cluster.clone()?,
+                    authority,
+                    path,
+                })
+            })
+            .collect();
+        if !self.remote.is_empty() {
+            self.set_tick_period(Duration::from_secs(1));
+        }
         self.metrics = Rc::new(Metrics::define());
         self.queue = self.register_shared_queue(EVENTS_QUEUE);
         self.gate = Some(Rc::new(RefCell::new(Gate::new(engine, cfg))));
+        self.sync_jwks();
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.sync_jwks();
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
@@ -172,6 +361,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             queue: self.queue,
             pending: None,
+            awaiting_keys: None,
             response_headers: Vec::new(),
         }))
     }
@@ -186,11 +376,43 @@ struct Http {
     metrics: Rc<Metrics>,
     queue: u32,
     pending: Option<Pending>,
+    /// Headers paused while the token issuer's JWKS is fetched: (issuer, headers).
+    awaiting_keys: Option<(String, RequestHead)>,
     /// Headers echoed to the client on the response (request id, policy, verdict).
     response_headers: Vec<(String, String)>,
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(&mut self, _token: u32, _h: usize, body_size: usize, _t: usize) {
+        let Some((issuer, head)) = self.awaiting_keys.take() else {
+            return;
+        };
+        let (now, nanos) = self.now();
+        let doc = jwks_response(self, body_size);
+        let m = self.metrics.clone();
+        match doc {
+            Some(doc) => match self.gate.borrow_mut().install_jwks(&issuer, &doc) {
+                Ok(_) => {
+                    m.inc(m.jwks_fetch_ok);
+                    publish_jwks(&issuer, now, &doc);
+                }
+                Err(e) => {
+                    m.inc(m.jwks_fetch_failed);
+                    hostcalls::log(
+                        LogLevel::Warn,
+                        &format!("gatehouse: JWKS for `{issuer}` rejected: {e}"),
+                    )
+                    .ok();
+                }
+            },
+            None => m.inc(m.jwks_fetch_failed),
+        }
+        let step = self.gate.borrow_mut().on_headers(head, now, nanos, false);
+        if let Action::Continue = self.head_step(step) {
+            self.resume_http_request();
+        }
+    }
+}
 
 impl Http {
     fn now(&self) -> (u64, u128) {
@@ -208,6 +430,12 @@ impl Http {
             .event
             .pointer("/decision/verdict")
             .and_then(|v| v.as_str());
+        if r.status == 401 {
+            let reason = r.event.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+            if let Some((_, id)) = m.token_failures.iter().find(|(n, _)| *n == reason) {
+                m.inc(*id);
+            }
+        }
         m.inc(match (r.status, verdict) {
             (401, _) => m.unauthenticated,
             (_, Some("deny")) | (403, None) => m.deny,
@@ -225,6 +453,47 @@ impl Http {
             .collect();
         self.send_http_response(r.status, headers, Some(&r.body));
         Action::Pause
+    }
+
+    /// Carry out the headers phase's outcome.
+    fn head_step(&mut self, step: HeadStep) -> Action {
+        match step {
+            HeadStep::Reply(r) => self.reply(r),
+            HeadStep::FetchKeys(t, head) => {
+                let (now, nanos) = self.now();
+                // Another worker may have fetched the keys already.
+                if let Some((_, doc, _)) = shared_jwks(&t.issuer) {
+                    let _ = self.gate.borrow_mut().install_jwks(&t.issuer, &doc);
+                }
+                if claim_fetch(&t.issuer, now) {
+                    if fetch(self, &t).is_ok() {
+                        self.awaiting_keys = Some((t.issuer, head));
+                        return Action::Pause;
+                    }
+                    self.metrics.inc(self.metrics.jwks_fetch_failed);
+                }
+                // Rate-limited or unreachable: decide with the keys we have.
+                let step = self.gate.borrow_mut().on_headers(head, now, nanos, false);
+                self.head_step(step)
+            }
+            HeadStep::Continue {
+                headers,
+                drop_content_length,
+                body,
+            } => {
+                self.set_request_headers(&headers);
+                if drop_content_length {
+                    self.set_http_request_header("content-length", None);
+                }
+                match body {
+                    Some(p) => self.pending = Some(p),
+                    None => self.metrics.inc(self.metrics.allow),
+                }
+                // Headers go on now (a pause here would also hold back the body from us);
+                // the body is held below until it is decided.
+                Action::Continue
+            }
+        }
     }
 
     fn set_request_headers(&mut self, headers: &[(String, String)]) {
@@ -256,29 +525,10 @@ impl HttpContext for Http {
             has_body: !end_of_stream,
         };
         let (now, nanos) = self.now();
-        let step = self.gate.borrow_mut().on_headers(head, now, nanos);
+        let step = self.gate.borrow_mut().on_headers(head, now, nanos, true);
         // The caller's credential goes no further than the gateway.
         self.set_http_request_header("authorization", None);
-        match step {
-            HeadStep::Reply(r) => self.reply(r),
-            HeadStep::Continue {
-                headers,
-                drop_content_length,
-                body,
-            } => {
-                self.set_request_headers(&headers);
-                if drop_content_length {
-                    self.set_http_request_header("content-length", None);
-                }
-                match body {
-                    Some(p) => self.pending = Some(p),
-                    None => self.metrics.inc(self.metrics.allow),
-                }
-                // Headers go on now (a pause here would also hold back the body from us);
-                // the body is held below until it is decided.
-                Action::Continue
-            }
-        }
+        self.head_step(step)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

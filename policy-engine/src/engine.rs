@@ -410,6 +410,23 @@ impl Engine {
         self
     }
 
+    /// Replace the keys of issuer `name` (keys fetched from its `jwks_uri`).
+    /// Returns false when there is no such issuer.
+    pub fn set_issuer_keys(&mut self, name: &str, keys: Vec<Jwk>) -> bool {
+        match self.issuers.iter_mut().find(|i| i.issuer.name == name) {
+            Some(i) => {
+                i.keys = keys;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The trusted issuer whose `iss` is `iss`.
+    pub fn issuer_by_url(&self, iss: &str) -> Option<&IssuerKeys> {
+        self.issuers.iter().find(|i| i.issuer.issuer == iss)
+    }
+
     pub fn policy(&self, id: &str) -> Option<&CompiledPolicy> {
         self.policies.iter().find(|p| p.policy.id == id)
     }
@@ -417,11 +434,7 @@ impl Engine {
     /// Verify a bearer token against the trusted issuers.
     pub fn authenticate(&self, token: &str, now: u64) -> Result<Caller, TokenError> {
         let iss = identity::peek_issuer(token)?;
-        let ik = self
-            .issuers
-            .iter()
-            .find(|i| i.issuer.issuer == iss)
-            .ok_or(TokenError::UnknownIssuer)?;
+        let ik = self.issuer_by_url(&iss).ok_or(TokenError::UnknownIssuer)?;
         identity::verify(&ik.issuer, &ik.keys, token, now)
     }
 
