@@ -32,6 +32,13 @@ if [ "$want" = test ] || [ "$want" = bench ]; then
     python3 -m pip install -q -r tests/requirements.txt
   }
 fi
+if [ "$want" = test ]; then
+  # A real OpenID provider for the identity tests (npm oidc-provider, pinned by the lockfile).
+  [ -d tests/oidc/node_modules/oidc-provider ] || {
+    echo "setup: installing oidc-provider (npm ci)"
+    (cd tests/oidc && npm ci --no-audit --no-fund --silent)
+  }
+fi
 if [ "$want" = bench ]; then
   command -v wrk >/dev/null || apt_install wrk
 fi

@@ -289,32 +289,38 @@ pub fn detectors() {
 pub enum DevCmd {
     /// Create (once) the dev issuer key and hand-off key, and write the dev bundle and the
     /// Envoy config for the local stack.
-    Init {
-        #[arg(long, default_value = "policies/default.yaml")]
-        bundle: PathBuf,
-        #[arg(long, default_value = ".gatehouse")]
-        dir: PathBuf,
-        #[arg(long, default_value = "target-wasm/gatehouse_filter.wasm")]
-        wasm: PathBuf,
-        #[arg(long, default_value = "envoy/local.yaml.tmpl")]
-        template: PathBuf,
-        /// Upstream model server, host:port.
-        #[arg(long, default_value = "127.0.0.1:18080")]
-        upstream: String,
-        #[arg(long, default_value_t = 10000)]
-        listen_port: u16,
-        #[arg(long, default_value_t = 9901)]
-        admin_port: u16,
-        #[arg(long, default_value_t = 18081)]
-        grpc_port: u16,
-        #[arg(long, default_value_t = 18082)]
-        http_port: u16,
-    },
+    Init(InitArgs),
     /// Print the dev issuer's public key (PEM).
     PublicKey {
         #[arg(long, default_value = ".gatehouse")]
         dir: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    #[arg(long, default_value = "policies/default.yaml")]
+    bundle: PathBuf,
+    #[arg(long, default_value = ".gatehouse")]
+    dir: PathBuf,
+    #[arg(long, default_value = "target-wasm/gatehouse_filter.wasm")]
+    wasm: PathBuf,
+    #[arg(long, default_value = "envoy/local.yaml.tmpl")]
+    template: PathBuf,
+    /// Upstream model server, host:port.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    upstream: String,
+    /// The OpenID provider behind the `idp` cluster (issuers with `jwks_cluster: idp`).
+    #[arg(long, default_value = "127.0.0.1:9")]
+    idp: String,
+    #[arg(long, default_value_t = 10000)]
+    listen_port: u16,
+    #[arg(long, default_value_t = 9901)]
+    admin_port: u16,
+    #[arg(long, default_value_t = 18081)]
+    grpc_port: u16,
+    #[arg(long, default_value_t = 18082)]
+    http_port: u16,
 }
 
 fn random_hex(n: usize) -> String {
@@ -347,34 +353,25 @@ pub fn dev_bundle(mut b: Bundle, kp: &RS256KeyPair) -> Bundle {
 }
 
 pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
-    let (bundle, dir, wasm, template, upstream, listen_port, admin_port, grpc_port, http_port) =
-        match cmd {
-            DevCmd::PublicKey { dir } => {
-                print!("{}", dev_key(&dir)?.public_key().to_pem()?);
-                return Ok(());
-            }
-            DevCmd::Init {
-                bundle,
-                dir,
-                wasm,
-                template,
-                upstream,
-                listen_port,
-                admin_port,
-                grpc_port,
-                http_port,
-            } => (
-                bundle,
-                dir,
-                wasm,
-                template,
-                upstream,
-                listen_port,
-                admin_port,
-                grpc_port,
-                http_port,
-            ),
-        };
+    let a = match cmd {
+        DevCmd::PublicKey { dir } => {
+            print!("{}", dev_key(&dir)?.public_key().to_pem()?);
+            return Ok(());
+        }
+        DevCmd::Init(a) => a,
+    };
+    let InitArgs {
+        bundle,
+        dir,
+        wasm,
+        template,
+        upstream,
+        idp,
+        listen_port,
+        admin_port,
+        grpc_port,
+        http_port,
+    } = a;
     std::fs::create_dir_all(&dir)?;
     let key_path = dir.join("dev-issuer.pem");
     if !key_path.exists() {
@@ -401,6 +398,7 @@ pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
     let (uh, up) = upstream
         .rsplit_once(':')
         .context("--upstream must be host:port")?;
+    let (ih, ip) = idp.rsplit_once(':').context("--idp must be host:port")?;
     let filter_cfg = json!({
         "bundle": yaml,
         "handoff_key": std::fs::read_to_string(&handoff)?.trim(),
@@ -418,6 +416,8 @@ pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
         )
         .replace("{{UPSTREAM_HOST}}", uh)
         .replace("{{UPSTREAM_PORT}}", up)
+        .replace("{{IDP_HOST}}", ih)
+        .replace("{{IDP_PORT}}", ip)
         .replace("{{LISTEN_PORT}}", &listen_port.to_string())
         .replace("{{ADMIN_PORT}}", &admin_port.to_string())
         .replace("{{GRPC_PORT}}", &grpc_port.to_string())

@@ -286,6 +286,11 @@ impl Gate {
         })
     }
 
+    /// Whether `head`'s token names a key the filter does not have.
+    pub fn key_unknown(&mut self, head: &RequestHead, now: u64) -> bool {
+        self.authenticate(head, now) == Err(TokenError::UnknownKey)
+    }
+
     /// Install a JWKS document fetched for `issuer`; returns how many keys are usable.
     pub fn install_jwks(&mut self, issuer: &str, doc: &[u8]) -> Result<usize, String> {
         let algs = self

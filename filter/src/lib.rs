@@ -339,7 +339,8 @@ impl RootContext for Root {
         self.metrics = Rc::new(Metrics::define());
         self.queue = self.register_shared_queue(EVENTS_QUEUE);
         self.gate = Some(Rc::new(RefCell::new(Gate::new(engine, cfg))));
-        self.sync_jwks();
+        // Keys are fetched from the first tick on (calls cannot be made while configuring),
+        // or at once by the first request that needs them.
         true
     }
 
@@ -465,7 +466,8 @@ impl Http {
                 if let Some((_, doc, _)) = shared_jwks(&t.issuer) {
                     let _ = self.gate.borrow_mut().install_jwks(&t.issuer, &doc);
                 }
-                if claim_fetch(&t.issuer, now) {
+                let still_unknown = self.gate.borrow_mut().key_unknown(&head, now);
+                if still_unknown && claim_fetch(&t.issuer, now) {
                     if fetch(self, &t).is_ok() {
                         self.awaiting_keys = Some((t.issuer, head));
                         return Action::Pause;

@@ -15,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / "target/release/gatehouse"
 WASM = ROOT / "target-wasm/gatehouse_filter.wasm"
 
-PORTS = dict(listen=21000, admin=21901, grpc=21081, http=21082, upstream=21080)
+PORTS = dict(listen=21000, admin=21901, grpc=21081, http=21082, upstream=21080, idp=21300)
+OIDC_DIR = ROOT / "tests/oidc"
 
 
 def wait_http(url, timeout=20.0):
@@ -48,7 +49,7 @@ class Stack:
         subprocess.run([
             BIN, "dev", "init", "--bundle", self.bundle, "--dir", self.dir, "--wasm", WASM,
             "--template", ROOT / "envoy/local.yaml.tmpl",
-            "--upstream", f"127.0.0.1:{PORTS['upstream']}",
+            "--upstream", f"127.0.0.1:{PORTS['upstream']}", "--idp", f"127.0.0.1:{PORTS['idp']}",
             "--listen-port", str(PORTS["listen"]), "--admin-port", str(PORTS["admin"]),
             "--grpc-port", str(PORTS["grpc"]), "--http-port", str(PORTS["http"]),
         ], check=True, cwd=ROOT)
@@ -106,22 +107,76 @@ class Stack:
         return out
 
 
+class Oidc:
+    """A real OpenID provider (npm oidc-provider) issuing RS256 JWT access tokens."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.dir = workdir
+        self.proc = None
+        self.url = f"http://127.0.0.1:{PORTS['idp']}"
+        self.log = open(workdir / "oidc.log", "a")
+
+    def start(self, keyfile: str):
+        self.proc = subprocess.Popen(["node", OIDC_DIR / "provider.mjs", str(PORTS["idp"]), self.dir / keyfile],
+                                     stdout=self.log, stderr=self.log, cwd=OIDC_DIR)
+        wait_http(f"{self.url}/jwks")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def token(self, client="ci-bot"):
+        r = requests.post(f"{self.url}/token", data={"grant_type": "client_credentials"},
+                          auth=(client, f"{client}-secret"), timeout=5)
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+
+OIDC_ISSUER = f"""  issuers:
+    - name: corp-idp
+      issuer: "http://127.0.0.1:{PORTS['idp']}"
+      audiences: [gatehouse]
+      algorithms: [RS256]
+      jwks_uri: "http://127.0.0.1:{PORTS['idp']}/jwks"
+      jwks_cluster: idp
+      leeway_seconds: 5
+"""
+
+
 @pytest.fixture(scope="session")
-def stack():
+def workdir():
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-e2e-"))
+    yield tmp
+    if os.environ.get("KEEP_E2E_DIR") is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def oidc(workdir):
+    o = Oidc(workdir)
+    o.start("keys-1.json")
+    yield o
+    o.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(workdir, oidc):
     if not BIN.exists() or not WASM.exists():
         pytest.fail("build first: make build (the e2e target does)")
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-e2e-"))
-    s = Stack(tmp, ROOT / "policies/default.yaml")
+    # The default bundle, trusting the test OpenID provider as well as the dev issuer.
+    bundle = workdir / "bundle-under-test.yaml"
+    bundle.write_text((ROOT / "policies/default.yaml").read_text().replace("  issuers: []\n", OIDC_ISSUER))
+    s = Stack(workdir, bundle)
     try:
         s.start()
     except Exception:
         s.stop()
-        print((tmp / "stack.log").read_text())
+        print((workdir / "stack.log").read_text())
         raise
     yield s
     s.stop()
-    if os.environ.get("KEEP_E2E_DIR") is None:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def chat(content, model="gpt-4o-mini", **extra):
