@@ -49,7 +49,9 @@ fmt:
 bench:
 	@scripts/setup.sh bench
 	$(MAKE) build
+	scripts/build-wasm.sh noop-filter
 	$(BIN) bench
+	python3 tests/bench_envoy.py
 
 clean:
 	rm -rf target target-wasm .gatehouse

@@ -41,5 +41,9 @@ if [ "$want" = test ]; then
 fi
 if [ "$want" = bench ]; then
   command -v wrk >/dev/null || apt_install wrk
+  command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || {
+    echo "setup: installing oha (cargo install, a few minutes)"
+    cargo install oha --version "^1.16" --locked -q
+  }
 fi
 echo "setup: ok ($want)"

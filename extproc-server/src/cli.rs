@@ -468,6 +468,9 @@ pub struct BenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Print the benchmark request body and exit (used by the Envoy benchmarks).
+    #[arg(long)]
+    print_request: bool,
 }
 
 /// A ~4 KiB chat request of ordinary prose with no findings.
@@ -487,6 +490,11 @@ pub fn bench_request() -> Vec<u8> {
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let body = bench_request();
+    if a.print_request {
+        use std::io::Write;
+        std::io::stdout().write_all(&body)?;
+        return Ok(());
+    }
     let caller = caller_of(
         "bench",
         &["eng".to_string()],
@@ -500,7 +508,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:<48} {:>10} {:>12} {:>12}",
-        "bundle / measure", "patterns", "MB/s", "us/op"
+        "bundle / measure", "prompt patterns", "MB/s", "us/op"
     );
     for f in &a.bundles {
         let engine = load(f)?;

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Envoy benchmarks for `make bench`, side by side in one run on loopback.
+
+Scenarios (one Envoy worker each, same upstream, same 4 KiB chat request, a valid token):
+  plain          Envoy -> router
+  noop-wasm      Envoy -> proxy-wasm filter that reads two headers (the floor of the approach)
+  gatehouse      Envoy -> Gatehouse filter, default bundle (token cached after the first call)
+  gatehouse-large  same, with the 195-pattern credential rule set
+  gatehouse+ext_proc  the full local stack: filter, ext_proc server (masking, recording)
+
+For each: saturation throughput with wrk (16 connections), and p50/p99 latency at a fixed
+moderate rate with oha. The upstream is a second Envoy answering a fixed JSON body after
+buffering the request (so connections stay alive).
+"""
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BIN = ROOT / "target/release/gatehouse"
+WASM = ROOT / "target-wasm/gatehouse_filter.wasm"
+NOOP = ROOT / "target-wasm/noop_filter.wasm"
+DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+RATE = int(os.environ.get("BENCH_RATE", "500"))
+PORTS = dict(upstream=22080, listen=22000, admin=22901, grpc=22081, http=22082)
+
+ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine, thanks"},
+                                  "finish_reason": "stop"}]})
+
+
+def cluster(name, port, http2=False):
+    c = {"name": name, "type": "STATIC", "connect_timeout": "1s",
+         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+             {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+    if http2:
+        c["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}}
+    return c
+
+
+def hcm(filters, route):
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "bench",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, **route}]}]},
+        "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}
+
+
+def listener(port, filters, route):
+    return {"name": f"l{port}", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "per_connection_buffer_limit_bytes": 8388608,
+            "filter_chains": [{"filters": [hcm(filters, route)]}]}
+
+
+def wasm_filter(path, config):
+    return {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "f", "root_id": "gatehouse", "fail_open": False,
+                   "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config},
+                   "vm_config": {"vm_id": "f", "runtime": "envoy.wasm.runtime.v8",
+                                 "code": {"local": {"filename": str(path)}}}}}}
+
+
+def upstream_config():
+    buf = {"name": "envoy.filters.http.buffer", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 1048576}}
+    route = {"direct_response": {"status": 200, "body": {"inline_string": ANSWER}},
+             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 22902}}},
+            "static_resources": {"listeners": [listener(PORTS["upstream"], [buf], route)]}}
+
+
+def front_config(filters, extra_clusters=()):
+    route = {"route": {"cluster": "upstream", "timeout": "30s"}}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": PORTS["admin"]}}},
+            "static_resources": {"listeners": [listener(PORTS["listen"], filters, route)],
+                                 "clusters": [cluster("upstream", PORTS["upstream"]), *extra_clusters]}}
+
+
+def wait(url, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready")
+
+
+def start(args, log):
+    return subprocess.Popen(args, stdout=log, stderr=log)
+
+
+def stop(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def run_wrk(url, token, body_file):
+    lua = body_file.with_suffix(".lua")
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = io.open("{body_file}"):read("*a")\n'
+                   f'wrk.headers["content-type"] = "application/json"\n'
+                   f'wrk.headers["authorization"] = "Bearer {token}"\n')
+    out = subprocess.run(["wrk", "-t", "1", "-c", "16", "-d", f"{DURATION}s", "-s", str(lua), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, int(non2xx.group(1)) if non2xx else 0
+
+
+def run_oha(url, token, body_file):
+    oha = shutil.which("oha") or str(pathlib.Path.home() / ".cargo/bin/oha")
+    out = subprocess.run([oha, "--no-tui", "--output-format", "json", "-z", f"{DURATION}s", "-q", str(RATE),
+                          "-c", "4", "-m", "POST", "-D", str(body_file), "-H", "content-type: application/json",
+                          "-H", f"authorization: Bearer {token}", url], capture_output=True, text=True, check=True).stdout
+    j = json.loads(out)
+    p = j["latencyPercentiles"]
+    codes = j.get("statusCodeDistribution", {})
+    return p["p50"] * 1e6, p["p99"] * 1e6, codes
+
+
+def main():
+    for tool in ("wrk", "envoy"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found (run scripts/setup.sh bench)")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    log = open(tmp / "bench.log", "w")
+    body = tmp / "body.json"
+    body.write_bytes(subprocess.run([BIN, "bench", "--print-request"], capture_output=True, check=True).stdout)
+    # Local profile for the filter: dev issuer keys and bundles with it.
+    bundles = {}
+    for name, src in [("default", "policies/default.yaml"), ("large", "policies/examples/credentials-large.yaml")]:
+        d = tmp / name
+        if bundles:  # one dev issuer key for every bundle, so one token serves all
+            d.mkdir()
+            shutil.copy(tmp / "default/dev-issuer.pem", d / "dev-issuer.pem")
+        subprocess.run([BIN, "dev", "init", "--bundle", src, "--dir", d, "--wasm", WASM,
+                        "--upstream", f"127.0.0.1:{PORTS['upstream']}", "--listen-port", str(PORTS["listen"]),
+                        "--admin-port", str(PORTS["admin"]), "--grpc-port", str(PORTS["grpc"]),
+                        "--http-port", str(PORTS["http"])], check=True, cwd=ROOT, stdout=log, stderr=log)
+        bundles[name] = d
+    token = subprocess.run([BIN, "token", "--sub", "bench", "--group", "eng", "--dir", tmp / "default"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+
+    def filter_cfg(d):
+        return json.dumps({"bundle": (d / "bundle.yaml").read_text(),
+                           "handoff_key": (d / "handoff.key").read_text().strip()})
+
+    scenarios = [
+        ("plain Envoy", front_config([]), None),
+        ("+ no-op wasm filter (floor)", front_config([wasm_filter(NOOP, "")]), None),
+        ("+ Gatehouse filter, default bundle", front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]), None),
+        ("+ Gatehouse filter, 195-pattern credential set",
+         front_config([wasm_filter(WASM, filter_cfg(bundles["large"]))]), None),
+        ("+ Gatehouse filter + ext_proc (full stack)", None, bundles["default"]),
+    ]
+    up_cfg = tmp / "upstream.json"
+    up_cfg.write_text(json.dumps(upstream_config()))
+    procs = [start(["envoy", "-c", up_cfg, "--concurrency", "1", "--base-id", "31", "--log-level", "error"], log)]
+    results = []
+    try:
+        wait("http://127.0.0.1:22902/ready")
+        for name, cfg, full in scenarios:
+            extra = []
+            if full is not None:
+                cfg_path = full / "envoy.yaml"
+                extra.append(start([BIN, "serve", "--bundle", full / "bundle.yaml", "--handoff-key-file",
+                                    full / "handoff.key", "--store", "memory", "--grpc", f"127.0.0.1:{PORTS['grpc']}",
+                                    "--http", f"127.0.0.1:{PORTS['http']}"], log))
+            else:
+                cfg_path = tmp / f"front-{len(results)}.json"
+                cfg_path.write_text(json.dumps(cfg))
+            extra.append(start(["envoy", "-c", cfg_path, "--concurrency", "1", "--base-id", "32",
+                                "--log-level", "error"], log))
+            try:
+                wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
+                url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
+                # Warm up (token verification, vocabulary load) before measuring.
+                subprocess.run(["wrk", "-t", "1", "-c", "4", "-d", "2s", url], capture_output=True)
+                rps, bad = run_wrk(url, token, body)
+                p50, p99, codes = run_oha(url, token, body)
+                results.append((name, rps, bad, p50, p99, codes))
+                print(f"{name:<50} {rps:>9.0f} req/s  p50 {p50:>7.0f} us  p99 {p99:>7.0f} us  non-2xx {bad}",
+                      flush=True)
+            finally:
+                stop(extra)
+                time.sleep(0.5)
+    finally:
+        stop(procs)
+    base = results[0]
+    floor = results[1]
+    lines = [
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"{subprocess.run(['envoy', '--version'], capture_output=True, text=True).stdout.split('version: ')[-1].strip()}",
+        f"One Envoy worker; wrk 1 thread 16 connections {DURATION}s; oha {RATE} req/s 4 connections {DURATION}s; "
+        "4 KiB chat request; valid cached token.",
+        "",
+        "| scenario | req/s | vs plain | vs floor | p50 µs | p99 µs | added p50 vs plain µs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rps, bad, p50, p99, codes in results:
+        lines.append(f"| {name} | {rps:.0f} | {100 * rps / base[1]:.0f}% | {100 * rps / floor[1]:.0f}% | "
+                     f"{p50:.0f} | {p99:.0f} | {p50 - base[3]:+.0f} |")
+    report = "\n".join(lines)
+    print()
+    print(report)
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "envoy-latest.md").write_text(report + "\n")
+    bad = [r for r in results if r[2] > 0]
+    if bad:
+        sys.exit(f"bench: non-2xx responses in {[r[0] for r in bad]}; see {tmp}/bench.log")
+
+
+if __name__ == "__main__":
+    main()
