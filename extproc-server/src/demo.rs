@@ -90,8 +90,13 @@ fn seen_headers(h: &HeaderMap, body: Option<&Value>) -> Vec<(&'static str, Heade
     ]
 }
 
-/// Split text into small deltas (a few characters each) as real models stream.
-fn deltas(text: &str) -> Vec<String> {
+/// Split text into small deltas (a few characters each) as real models stream, or, when the
+/// request has `x-demo-split-at: N`, into exactly two deltas cut at byte N (tests use it to
+/// split a secret at every offset).
+fn deltas(text: &str, split_at: Option<usize>) -> Vec<String> {
+    if let Some(n) = split_at.filter(|n| *n <= text.len() && text.is_char_boundary(*n)) {
+        return vec![text[..n].to_owned(), text[n..].to_owned()];
+    }
     let chars: Vec<char> = text.chars().collect();
     chars.chunks(7).map(|c| c.iter().collect()).collect()
 }
@@ -146,6 +151,10 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
     let text = answer(&body);
     let model = model(&body);
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let split_at = headers
+        .get("x-demo-split-at")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let created = 1_764_000_000u64;
     match api.as_str() {
         "chat/completions" if stream => {
@@ -153,7 +162,7 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
             let first = json!({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]});
             ev.push(format!("data: {first}\n\n"));
-            for d in deltas(&text) {
+            for d in deltas(&text, split_at) {
                 let c = json!({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]});
                 ev.push(format!("data: {c}\n\n"));
@@ -197,7 +206,7 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
             ev.push(format!("event: message_start\ndata: {start}\n\n"));
             let cbs = json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
             ev.push(format!("event: content_block_start\ndata: {cbs}\n\n"));
-            for d in deltas(&text) {
+            for d in deltas(&text, split_at) {
                 let c = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}});
                 ev.push(format!("event: content_block_delta\ndata: {c}\n\n"));
             }

@@ -44,6 +44,7 @@ pub struct Exchange {
     masked: usize,
     mask_rules: Vec<String>,
     response_chunks: usize,
+    sse: Option<crate::sse::SseMasker>,
 }
 
 fn header(h: &HttpHeaders, name: &str) -> Option<String> {
@@ -168,13 +169,23 @@ impl Shared {
                         .iter()
                         .any(|r| r.action == policy_engine::bundle::RuleAction::RequireApproval)
             });
+        // A masked response must be readable: ask the upstream for no content encoding.
+        let set = if self
+            .engine
+            .policy(&handoff.policy)
+            .is_some_and(|p| p.has_masking())
+        {
+            vec![set_header("accept-encoding", "identity")]
+        } else {
+            Vec::new()
+        };
         x.handoff = Some(handoff);
         ProcessingResponse {
             response: Some(Response::RequestHeaders(HeadersResponse {
                 response: Some(CommonResponse {
                     header_mutation: Some(HeaderMutation {
                         remove_headers: remove,
-                        ..Default::default()
+                        set_headers: set,
                     }),
                     ..Default::default()
                 }),
@@ -322,13 +333,11 @@ impl Shared {
             None => body,
             Some(p) => {
                 if x.content_type.starts_with("text/event-stream") {
-                    crate::mask::mask_sse_chunk(
-                        &self.engine,
-                        p,
-                        &body,
-                        &mut x.masked,
-                        &mut x.mask_rules,
-                    )
+                    let sse = x.sse.get_or_insert_with(Default::default);
+                    let out = sse.chunk(&self.engine, p, &body, end);
+                    x.masked = sse.masked;
+                    x.mask_rules.clone_from(&sse.rules);
+                    out
                 } else if !x.content_type.contains("json") {
                     // Plain text (error pages and the like): masked as text.
                     let (m, hits) = self.engine.mask_text(p, &String::from_utf8_lossy(&body));

@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod extproc;
 mod mask;
+mod sse;
 mod store;
 
 use anyhow::Context as _;

@@ -1,9 +1,6 @@
-//! Response masking for buffered JSON bodies and SSE chunks.
-//!
-//! JSON: every string value of the response is masked (keys are left alone), whatever the
-//! API, so no output field is missed. SSE: each complete `data:` line is masked the same
-//! way; a line that is not complete JSON is masked as plain text.
-//! Values split across two SSE chunks are the streaming masker's job (issue #4).
+//! Response masking for buffered JSON bodies: every string value of the response is masked
+//! (keys are left alone), whatever the API, so no output field is missed. Streamed (SSE)
+//! responses are masked by `sse.rs`.
 
 use policy_engine::engine::CompiledPolicy;
 use policy_engine::Engine;
@@ -55,45 +52,4 @@ pub fn mask_json(
         return Some(body.to_vec());
     }
     serde_json::to_vec(&v).ok()
-}
-
-/// Mask one chunk of an SSE stream, line by line.
-pub fn mask_sse_chunk(
-    engine: &Engine,
-    p: &CompiledPolicy,
-    chunk: &[u8],
-    count: &mut usize,
-    rules: &mut Vec<String>,
-) -> Vec<u8> {
-    let text = String::from_utf8_lossy(chunk);
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let (content, nl) = match line.strip_suffix('\n') {
-            Some(c) => (c, "\n"),
-            None => (line, ""),
-        };
-        let (content, cr) = match content.strip_suffix('\r') {
-            Some(c) => (c, "\r"),
-            None => (content, ""),
-        };
-        if let Some(data) = content.strip_prefix("data:") {
-            let data_trim = data.trim_start();
-            let masked = mask_json(engine, p, data_trim.as_bytes(), count, rules)
-                .and_then(|b| String::from_utf8(b).ok());
-            out.push_str("data: ");
-            match masked {
-                Some(m) => out.push_str(&m),
-                None => {
-                    let (m, hits) = engine.mask_text(p, data_trim);
-                    *count += hits.len();
-                    out.push_str(&m);
-                }
-            }
-        } else {
-            out.push_str(content);
-        }
-        out.push_str(cr);
-        out.push_str(nl);
-    }
-    out.into_bytes()
 }

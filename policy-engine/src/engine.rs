@@ -131,8 +131,36 @@ struct Masker {
     ci: PatternSet,
     /// Per owner: rule id, style, keep_last, label for literal/regex hits.
     rules: Vec<MaskMeta>,
-    /// Longest possible match over all patterns (bytes): the streaming hold-back.
+    /// Longest possible match over all patterns (bytes): the streaming hold-back bound.
     max_match: usize,
+    /// "Could a match start here?" for the streaming masker.
+    live: Option<crate::stream::LiveDfa>,
+}
+
+/// A literal as a regex matching exactly it.
+fn escape(lit: &str) -> String {
+    let mut out = String::with_capacity(lit.len() * 2);
+    for c in lit.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn live_patterns(sets: [&PatternSet; 2]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        for s in set.specs() {
+            out.push(match &s.kind {
+                SpecKind::Literal(l) if i == 1 => format!("(?i:{})", escape(l)),
+                SpecKind::Literal(l) => escape(l),
+                SpecKind::Regex { pattern, .. } => pattern.clone(),
+            });
+        }
+    }
+    out
 }
 
 struct MaskMeta {
@@ -293,11 +321,22 @@ impl CompiledPolicy {
                 folded: PatternSet::build(folded, false)?,
                 rules,
             },
-            mask: Masker {
-                exact: PatternSet::build(m_exact, false)?,
-                ci: PatternSet::build(m_ci, true)?,
-                rules: meta,
-                max_match,
+            mask: {
+                let exact = PatternSet::build(m_exact, false)?;
+                let ci = PatternSet::build(m_ci, true)?;
+                let live = crate::stream::LiveDfa::build(&live_patterns([&exact, &ci])).map_err(
+                    |message| BuildError::Regex {
+                        pattern: "<masking set>".into(),
+                        message,
+                    },
+                )?;
+                Masker {
+                    exact,
+                    ci,
+                    rules: meta,
+                    max_match,
+                    live,
+                }
             },
         })
     }
@@ -305,6 +344,10 @@ impl CompiledPolicy {
     /// Longest match any masking pattern of this policy can produce, in bytes.
     pub fn max_mask_match(&self) -> usize {
         self.mask.max_match
+    }
+
+    pub fn live_dfa(&self) -> Option<&crate::stream::LiveDfa> {
+        self.mask.live.as_ref()
     }
 
     pub fn has_masking(&self) -> bool {

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod load;
 pub mod matcher;
 pub mod normalize;
+pub mod stream;
 pub mod tokens;
 
 pub use engine::{Decision, Engine, Verdict};

@@ -42,8 +42,9 @@ def test_openai_sdk_non_streaming_and_streaming(stack):
     ):
         if chunk.choices and chunk.choices[0].delta.content:
             text += chunk.choices[0].delta.content
-    assert text.startswith("Sure.")
-    assert "You said: ping" in text
+    assert text.startswith("Sure. You can reach our support lead at [EMAIL] or call [PHONE].")
+    assert "jane" not in text
+    assert text.endswith("You said: ping")
 
 
 def test_openai_sdk_raises_normal_api_error_on_block(stack):
@@ -133,3 +134,37 @@ def test_every_decision_reaches_the_session_log(stack):
     log = json.dumps(stack.sessions())
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in log
     assert "jane.doe@example.com" not in log
+
+
+def test_streamed_secret_split_at_every_offset_is_masked(stack):
+    """The demo answer starts with a fixed sentence holding an e-mail and a phone number; the
+    stream is cut into two deltas at every byte offset around them."""
+    import requests
+    token = stack.token()
+    canned = "Sure. You can reach our support lead at jane.doe@example.com or call +1 415 555 0134."
+    start = canned.index("jane")
+    for split in range(start - 2, len(canned) + 1):
+        r = requests.post(stack.base + "/v1/chat/completions", timeout=10, stream=True,
+                          headers={"authorization": f"Bearer {token}", "x-demo-split-at": str(split)},
+                          json=chat("x", stream=True))
+        assert r.status_code == 200
+        raw = r.content.decode()
+        assert "jane" not in raw and "example.com" not in raw and "555 0134" not in raw, (split, raw)
+        text = ""
+        for line in raw.splitlines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                delta = json.loads(line[6:])["choices"][0]["delta"]
+                text += delta.get("content") or ""
+        assert text.startswith("Sure. You can reach our support lead at [EMAIL] or call [PHONE]."), (split, text)
+
+
+def test_anthropic_sdk_streaming_is_masked(stack):
+    client = anthropic.Anthropic(base_url=stack.base, api_key="unused", max_retries=0,
+                                 default_headers={"authorization": f"Bearer {stack.token()}"})
+    text = ""
+    with client.messages.stream(model="claude-sonnet-4", max_tokens=100,
+                                messages=[{"role": "user", "content": "hello"}]) as s:
+        for t in s.text_stream:
+            text += t
+    assert "[EMAIL]" in text and "[PHONE]" in text and "jane" not in text
+    assert text.endswith("You said: hello")

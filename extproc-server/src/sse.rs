@@ -1,0 +1,514 @@
+//! Masking of streamed (SSE) responses without leaking a value split across chunks.
+//!
+//! Bytes are parsed into complete SSE events (an incomplete event at the end of a chunk waits
+//! for the next chunk). Text deltas are fed to one [`StreamMasker`] per stream (choice,
+//! content block, output item, tool call), and each delta is rewritten inside its JSON with the
+//! text that is safe to send now. What a masker still holds is sent, masked, in the event that
+//! closes its stream (a finish reason, `content_block_stop`, `*.done`), or in an extra event
+//! of the same kind just before it, or at the end of the stream. Events with whole texts
+//! (`message_start`, `response.completed`, ...) have every string masked.
+
+use policy_engine::engine::{CompiledPolicy, MaskHit};
+use policy_engine::stream::StreamMasker;
+use policy_engine::Engine;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What kind of delta a stream carries, to rebuild a flush event for it.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// OpenAI chat: choice index, field ("content" or "refusal").
+    Chat(u64, &'static str),
+    /// OpenAI chat tool call arguments: choice, tool call index.
+    ChatTool(u64, u64),
+    /// Completions: choice index.
+    Completion(u64),
+    /// Anthropic content block: index, delta type, field.
+    Block(u64, &'static str, &'static str),
+    /// Responses API delta event: its `type` and the fields that identify the stream.
+    Responses(String, Value),
+}
+
+struct Stream {
+    kind: Kind,
+    masker: StreamMasker,
+}
+
+/// Masks one SSE response.
+#[derive(Default)]
+pub struct SseMasker {
+    buf: Vec<u8>,
+    streams: BTreeMap<String, Stream>,
+    /// Last OpenAI chunk, as the template of a flush chunk.
+    chat_template: Option<Value>,
+    pub masked: usize,
+    pub rules: Vec<String>,
+}
+
+fn event_bytes(name: Option<&str>, data: &str) -> String {
+    match name {
+        Some(n) => format!("event: {n}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
+}
+
+impl SseMasker {
+    fn note(&mut self, hits: &[MaskHit]) {
+        self.masked += hits.len();
+        for h in hits {
+            if !self.rules.contains(&h.rule) {
+                self.rules.push(h.rule.clone());
+            }
+        }
+    }
+
+    fn walk(&mut self, engine: &Engine, cp: &CompiledPolicy, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                let (m, hits) = engine.mask_text(cp, s);
+                if !hits.is_empty() {
+                    self.note(&hits);
+                    *s = m;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.walk(engine, cp, x)),
+            Value::Object(o) => o.values_mut().for_each(|x| self.walk(engine, cp, x)),
+            _ => {}
+        }
+    }
+
+    /// Feed a delta to its stream; returns the text to send now.
+    fn push(
+        &mut self,
+        engine: &Engine,
+        cp: &CompiledPolicy,
+        key: String,
+        kind: Kind,
+        piece: &str,
+    ) -> String {
+        let s = self.streams.entry(key).or_insert_with(|| Stream {
+            kind,
+            masker: StreamMasker::new(cp),
+        });
+        s.masker.push(engine, cp, piece)
+    }
+
+    /// Flush one stream: the rest of its text, masked.
+    fn flush(&mut self, engine: &Engine, cp: &CompiledPolicy, key: &str) -> Option<(Kind, String)> {
+        let mut s = self.streams.remove(key)?;
+        let rest = s.masker.finish(engine, cp);
+        let hits = std::mem::take(&mut s.masker.hits);
+        self.note(&hits);
+        Some((s.kind, rest))
+    }
+
+    fn flush_matching(
+        &mut self,
+        engine: &Engine,
+        cp: &CompiledPolicy,
+        prefix: &str,
+    ) -> Vec<(Kind, String)> {
+        let keys: Vec<String> = self
+            .streams
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.iter()
+            .filter_map(|k| self.flush(engine, cp, k))
+            .filter(|(_, rest)| !rest.is_empty())
+            .collect()
+    }
+
+    /// An event carrying held text for a stream that is about to close.
+    fn flush_event(&self, kind: &Kind, rest: &str) -> String {
+        match kind {
+            Kind::Chat(i, field) => {
+                let mut c = self
+                    .chat_template
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
+                c["choices"] =
+                    json!([{"index": i, "delta": {*field: rest}, "finish_reason": null}]);
+                event_bytes(None, &c.to_string())
+            }
+            Kind::ChatTool(i, t) => {
+                let mut c = self
+                    .chat_template
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
+                c["choices"] = json!([{"index": i, "delta": {"tool_calls": [{"index": t, "function": {"arguments": rest}}]}, "finish_reason": null}]);
+                event_bytes(None, &c.to_string())
+            }
+            Kind::Completion(i) => {
+                let mut c = self
+                    .chat_template
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "text_completion"}));
+                c["choices"] = json!([{"index": i, "text": rest, "finish_reason": null}]);
+                event_bytes(None, &c.to_string())
+            }
+            Kind::Block(i, ty, field) => {
+                let e = json!({"type": "content_block_delta", "index": i, "delta": {"type": ty, *field: rest}});
+                event_bytes(Some("content_block_delta"), &e.to_string())
+            }
+            Kind::Responses(ty, ids) => {
+                let mut e = ids.clone();
+                e["type"] = Value::from(ty.clone());
+                e["delta"] = Value::from(rest);
+                event_bytes(Some(ty), &e.to_string())
+            }
+        }
+    }
+
+    /// Rewrite one parsed event; returns the bytes to send in its place.
+    fn event(
+        &mut self,
+        engine: &Engine,
+        cp: &CompiledPolicy,
+        name: Option<&str>,
+        data: &str,
+    ) -> String {
+        if data.trim() == "[DONE]" {
+            let mut out = self.flush_all(engine, cp);
+            out.push_str(&event_bytes(name, data.trim()));
+            return out;
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+            // Not JSON: mask it as text (whole event; no known stream to hold it in).
+            let (m, hits) = engine.mask_text(cp, data);
+            self.note(&hits);
+            return event_bytes(name, &m);
+        };
+        let mut before = String::new();
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if v.get("choices").is_some() && ty.is_empty() {
+            self.openai_chunk(engine, cp, &mut v);
+        } else if ty == "content_block_delta" {
+            let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let d = v.get("delta").cloned().unwrap_or_default();
+            let dty = d.get("type").and_then(Value::as_str).unwrap_or("");
+            let field = match dty {
+                "text_delta" => Some(("text_delta", "text")),
+                "input_json_delta" => Some(("input_json_delta", "partial_json")),
+                "thinking_delta" => Some(("thinking_delta", "thinking")),
+                _ => None,
+            };
+            match field {
+                Some((t, f)) => {
+                    let piece = d.get(f).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let sent = self.push(
+                        engine,
+                        cp,
+                        format!("b{i}.{f}"),
+                        Kind::Block(i, t, f),
+                        &piece,
+                    );
+                    v["delta"][f] = Value::from(sent);
+                }
+                None => self.walk(engine, cp, &mut v),
+            }
+        } else if ty == "content_block_stop" {
+            let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for (kind, rest) in self.flush_matching(engine, cp, &format!("b{i}.")) {
+                before.push_str(&self.flush_event(&kind, &rest));
+            }
+        } else if ty.starts_with("response.") && ty.ends_with(".delta") {
+            let mut ids = json!({});
+            for k in ["item_id", "output_index", "content_index", "summary_index"] {
+                if let Some(x) = v.get(k) {
+                    ids[k] = x.clone();
+                }
+            }
+            let stream_id = ty.trim_end_matches(".delta");
+            let key = format!("{stream_id}|{ids}");
+            let piece = v
+                .get("delta")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let sent = self.push(engine, cp, key, Kind::Responses(ty.clone(), ids), &piece);
+            v["delta"] = Value::from(sent);
+        } else if ty.starts_with("response.") && ty.ends_with(".done") {
+            let stream_id = ty.trim_end_matches(".done");
+            for (kind, rest) in self.flush_matching(engine, cp, &format!("{stream_id}|")) {
+                before.push_str(&self.flush_event(&kind, &rest));
+            }
+            self.walk(engine, cp, &mut v);
+        } else {
+            // Whole texts (message_start, response.completed, errors, ...): mask every string.
+            self.walk(engine, cp, &mut v);
+        }
+        before.push_str(&event_bytes(name, &v.to_string()));
+        before
+    }
+
+    fn openai_chunk(&mut self, engine: &Engine, cp: &CompiledPolicy, v: &mut Value) {
+        let mut template = v.clone();
+        template["choices"] = json!([]);
+        self.chat_template = Some(template);
+        let completion = v.get("object").and_then(Value::as_str) == Some("text_completion");
+        let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for c in choices.iter_mut() {
+            let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
+            if completion {
+                let piece = c
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let mut sent = self.push(engine, cp, format!("x{i}"), Kind::Completion(i), &piece);
+                if finished {
+                    if let Some((_, rest)) = self.flush(engine, cp, &format!("x{i}")) {
+                        sent.push_str(&rest);
+                    }
+                }
+                c["text"] = Value::from(sent);
+                continue;
+            }
+            let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for field in ["content", "refusal"] {
+                if let Some(Value::String(piece)) = delta.get(field).cloned() {
+                    let f: &'static str = if field == "content" {
+                        "content"
+                    } else {
+                        "refusal"
+                    };
+                    let sent = self.push(engine, cp, format!("c{i}.{f}"), Kind::Chat(i, f), &piece);
+                    delta.insert(field.into(), Value::from(sent));
+                }
+            }
+            if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+                for (pos, call) in calls.iter_mut().enumerate() {
+                    let t = call
+                        .get("index")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(pos as u64);
+                    if let Some(Value::String(piece)) = call.pointer("/function/arguments").cloned()
+                    {
+                        let sent = self.push(
+                            engine,
+                            cp,
+                            format!("c{i}.tool{t}"),
+                            Kind::ChatTool(i, t),
+                            &piece,
+                        );
+                        call["function"]["arguments"] = Value::from(sent);
+                    }
+                }
+            }
+            if finished {
+                // The choice ends here: what is held goes into this very delta.
+                for f in ["content", "refusal"] {
+                    if let Some((_, rest)) = self.flush(engine, cp, &format!("c{i}.{f}")) {
+                        if !rest.is_empty() {
+                            let prev = delta
+                                .get(f)
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned();
+                            delta.insert(f.into(), Value::from(prev + &rest));
+                        }
+                    }
+                }
+                let tool_keys: Vec<String> = self
+                    .streams
+                    .keys()
+                    .filter(|k| k.starts_with(&format!("c{i}.tool")))
+                    .cloned()
+                    .collect();
+                for k in tool_keys {
+                    if let Some((Kind::ChatTool(_, t), rest)) = self.flush(engine, cp, &k) {
+                        if !rest.is_empty() {
+                            let calls = delta.entry("tool_calls").or_insert_with(|| json!([]));
+                            if let Some(a) = calls.as_array_mut() {
+                                a.push(json!({"index": t, "function": {"arguments": rest}}));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flush every stream (end of the response or `[DONE]`).
+    pub fn flush_all(&mut self, engine: &Engine, cp: &CompiledPolicy) -> String {
+        let mut out = String::new();
+        for (kind, rest) in self.flush_matching(engine, cp, "") {
+            out.push_str(&self.flush_event(&kind, &rest));
+        }
+        out
+    }
+
+    /// Feed a chunk of the response body; returns the bytes to send for it.
+    pub fn chunk(
+        &mut self,
+        engine: &Engine,
+        cp: &CompiledPolicy,
+        bytes: &[u8],
+        end: bool,
+    ) -> Vec<u8> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            let (pos, sep) = match (find(&self.buf, b"\n\n"), find(&self.buf, b"\r\n\r\n")) {
+                (Some(a), Some(b)) if b < a => (b, 4),
+                (Some(a), _) => (a, 2),
+                (None, Some(b)) => (b, 4),
+                (None, None) => break,
+            };
+            let raw: Vec<u8> = self.buf.drain(..pos + sep).collect();
+            let text = String::from_utf8_lossy(&raw[..pos]).into_owned();
+            out.push_str(&self.raw_event(engine, cp, &text));
+        }
+        if end {
+            if !self.buf.is_empty() {
+                let text = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                out.push_str(&self.raw_event(engine, cp, text.trim_end()));
+            }
+            out.push_str(&self.flush_all(engine, cp));
+        }
+        out.into_bytes()
+    }
+
+    fn raw_event(&mut self, engine: &Engine, cp: &CompiledPolicy, text: &str) -> String {
+        let mut name = None;
+        let mut data: Vec<&str> = Vec::new();
+        let mut other = String::new();
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("event:") {
+                name = Some(n.trim().to_owned());
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d.strip_prefix(' ').unwrap_or(d));
+            } else if line.starts_with(':') || line.starts_with("id:") || line.starts_with("retry:")
+            {
+                other.push_str(line);
+                other.push('\n');
+            } else if !line.is_empty() {
+                // Unknown field: masked as text, never passed raw.
+                let (m, hits) = engine.mask_text(cp, line);
+                self.note(&hits);
+                other.push_str(&m);
+                other.push('\n');
+            }
+        }
+        if data.is_empty() {
+            return if other.is_empty() {
+                String::new()
+            } else {
+                format!("{other}\n")
+            };
+        }
+        let ev = self.event(engine, cp, name.as_deref(), &data.join("\n"));
+        format!("{other}{ev}")
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/default.yaml"
+        ))
+        .unwrap();
+        Engine::from_source(&src).unwrap()
+    }
+
+    fn chat_stream(text: &str, split: usize) -> Vec<u8> {
+        let mut s = String::new();
+        for piece in [&text[..split], &text[split..]] {
+            let c = json!({"id": "x", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+            s.push_str(&format!("data: {c}\n\n"));
+        }
+        let end = json!({"id": "x", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        s.push_str(&format!("data: {end}\n\ndata: [DONE]\n\n"));
+        s.into_bytes()
+    }
+
+    fn collect_chat(out: &[u8]) -> String {
+        String::from_utf8_lossy(out)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn secret_split_at_every_byte_and_every_chunk_boundary_is_masked() {
+        let e = engine();
+        let cp = e.policy("engineering").unwrap();
+        let text = "Write to jane.doe@example.com today.";
+        let body = chat_stream(text, 0);
+        for split in 1..text.len() {
+            let body_split = chat_stream(text, split);
+            // Also cut the raw bytes anywhere: events themselves arrive in pieces.
+            for cut in [
+                1,
+                body_split.len() / 3,
+                body_split.len() / 2,
+                body_split.len() - 1,
+            ] {
+                let mut m = SseMasker::default();
+                let mut out = m.chunk(&e, cp, &body_split[..cut], false);
+                out.extend(m.chunk(&e, cp, &body_split[cut..], true));
+                let s = String::from_utf8_lossy(&out);
+                assert!(!s.contains("jane"), "leak at split {split} cut {cut}: {s}");
+                assert!(
+                    !s.contains("example.com"),
+                    "leak at split {split} cut {cut}: {s}"
+                );
+                assert_eq!(collect_chat(&out), "Write to [EMAIL] today.");
+            }
+        }
+        assert!(!body.is_empty());
+    }
+
+    #[test]
+    fn anthropic_blocks_flush_before_stop() {
+        let e = engine();
+        let cp = e.policy("engineering").unwrap();
+        let mut m = SseMasker::default();
+        let mut input = String::new();
+        for piece in ["call +1 415 ", "555 0134 or jane", "@example.com"] {
+            let d = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}});
+            input.push_str(&format!("event: content_block_delta\ndata: {d}\n\n"));
+        }
+        input.push_str(
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        );
+        let out = String::from_utf8(m.chunk(&e, cp, input.as_bytes(), true)).unwrap();
+        let text: String = out
+            .split("\n\n")
+            .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(text, "call [PHONE] or [EMAIL]");
+        let last = out.trim_end().rsplit("\n\n").next().unwrap();
+        assert!(last.starts_with("event: content_block_stop\n"), "{out}");
+    }
+}

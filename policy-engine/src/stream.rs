@@ -1,0 +1,222 @@
+//! Streaming masking: mask a text that arrives in pieces without ever sending part of a value
+//! that a masking rule would replace, and without holding back more than needed.
+//!
+//! After each piece, the masker finds the earliest position in the unsent tail where a match
+//! could still begin (an anchored lazy DFA over every masking pattern is run from that position
+//! to the end of the text; if it has not died, more input could complete a match there). Text
+//! before that position is final: it is masked and sent at once. The held tail is bounded by
+//! the policy's longest possible match; past that bound text is released (masked) even if it
+//! is still "live", so a pathological stream cannot stall.
+
+use crate::engine::{CompiledPolicy, Engine, MaskHit};
+use regex_automata::{
+    hybrid::dfa::{Cache, DFA},
+    util::{start, syntax},
+    Anchored,
+};
+
+/// An anchored lazy DFA answering "could a masking match start here?".
+pub struct LiveDfa {
+    dfa: DFA,
+}
+
+impl std::fmt::Debug for LiveDfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveDfa")
+    }
+}
+
+impl LiveDfa {
+    /// Build from the same patterns the masker uses (literals escaped).
+    pub fn build(patterns: &[String]) -> Result<Option<LiveDfa>, String> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let dfa = DFA::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build_many(patterns)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(LiveDfa { dfa }))
+    }
+
+    fn cache(&self) -> Cache {
+        self.dfa.create_cache()
+    }
+
+    /// Whether some pattern could match starting at `text[at..]` given more input.
+    fn live_at(&self, cache: &mut Cache, text: &[u8], at: usize) -> bool {
+        let before = at.checked_sub(1).map(|i| text[i]);
+        let cfg = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(before);
+        let Ok(mut sid) = self.dfa.start_state(cache, &cfg) else {
+            return true; // cannot tell: hold (safe)
+        };
+        for &b in &text[at..] {
+            match self.dfa.next_state(cache, sid, b) {
+                Ok(next) => sid = next,
+                Err(_) => return true,
+            }
+            if sid.is_dead() {
+                return false;
+            }
+            if sid.is_quit() {
+                return true;
+            }
+        }
+        true
+    }
+}
+
+/// Masks one text stream (one choice, content block or output item).
+pub struct StreamMasker {
+    pending: String,
+    cache: Option<Cache>,
+    /// Values masked so far, with their rules.
+    pub hits: Vec<MaskHit>,
+}
+
+impl StreamMasker {
+    pub fn new(cp: &CompiledPolicy) -> Self {
+        StreamMasker {
+            pending: String::new(),
+            cache: cp.live_dfa().map(LiveDfa::cache),
+            hits: Vec::new(),
+        }
+    }
+
+    /// Bytes currently held back.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Add a piece of text; returns the (masked) text that may be sent now.
+    pub fn push(&mut self, engine: &Engine, cp: &CompiledPolicy, piece: &str) -> String {
+        self.pending.push_str(piece);
+        let len = self.pending.len();
+        let bound = cp.max_mask_match();
+        // Earliest position where a match could still begin.
+        let mut hold_from = len;
+        if let (Some(live), Some(cache)) = (cp.live_dfa(), self.cache.as_mut()) {
+            let bytes = self.pending.as_bytes();
+            let first = len.saturating_sub(bound + 1);
+            for at in first..len {
+                if self.pending.is_char_boundary(at) && live.live_at(cache, bytes, at) {
+                    hold_from = at;
+                    break;
+                }
+            }
+        }
+        // A complete match that straddles the boundary is held whole.
+        let spans = engine.mask_spans(cp, &self.pending);
+        for s in &spans {
+            if s.start < hold_from && s.end > hold_from {
+                hold_from = s.start;
+            }
+        }
+        while !self.pending.is_char_boundary(hold_from) {
+            hold_from -= 1;
+        }
+        self.emit(engine, cp, hold_from)
+    }
+
+    /// End of the stream: everything held is masked and returned.
+    pub fn finish(&mut self, engine: &Engine, cp: &CompiledPolicy) -> String {
+        let len = self.pending.len();
+        self.emit(engine, cp, len)
+    }
+
+    fn emit(&mut self, engine: &Engine, cp: &CompiledPolicy, upto: usize) -> String {
+        if upto == 0 {
+            return String::new();
+        }
+        let head: String = self.pending.drain(..upto).collect();
+        let (masked, hits) = engine.mask_text(cp, &head);
+        self.hits.extend(hits);
+        masked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUNDLE: &str = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    response_masking:
+      - {id: pii, detectors: [email, payment_card, aws_access_key_id, private_key]}
+      - {id: word, literals: [swordfish], case_insensitive: true}
+"#;
+
+    fn engine() -> Engine {
+        Engine::from_source(BUNDLE).unwrap()
+    }
+
+    /// Feed `text` split at every pair of offsets; the output must equal whole-text masking
+    /// and no prefix of a secret may be emitted before its mask.
+    #[test]
+    fn split_at_every_offset_never_leaks() {
+        let e = engine();
+        let cp = e.policy("p").unwrap();
+        let text = "Mail jane.doe@example.com, card 4111 1111 1111 1111, key AKIAQWERTYUIOPASDFGH and SwordFish. Done.";
+        let (expected, _) = e.mask_text(cp, text);
+        let secrets = [
+            "jane.doe@example.com",
+            "4111 1111 1111 1111",
+            "AKIAQWERTYUIOPASDFGH",
+            "SwordFish",
+        ];
+        for i in 1..text.len() {
+            for j in (i + 1)..text.len().min(i + 40) {
+                if !text.is_char_boundary(i) || !text.is_char_boundary(j) {
+                    continue;
+                }
+                let mut m = StreamMasker::new(cp);
+                let mut out = String::new();
+                for piece in [&text[..i], &text[i..j], &text[j..]] {
+                    out.push_str(&m.push(&e, cp, piece));
+                    for s in secrets {
+                        // No emitted text ends with a proper prefix (>= 4 bytes) of a secret.
+                        for k in 4..s.len() {
+                            assert!(
+                                !out.contains(&s[..k]) || expected.contains(&s[..k]),
+                                "leaked {:?} at split {i},{j}: {out:?}",
+                                &s[..k]
+                            );
+                        }
+                    }
+                }
+                out.push_str(&m.finish(&e, cp));
+                assert_eq!(out, expected, "split at {i},{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_prose_is_not_held_long() {
+        let e = engine();
+        let cp = e.policy("p").unwrap();
+        let mut m = StreamMasker::new(cp);
+        let sent = m.push(&e, cp, "The weather is fine today and ");
+        // Only the possible start of a match (the last word could begin an e-mail) is held.
+        assert!(sent.starts_with("The weather is fine today"), "{sent:?}");
+        assert!(m.held() <= 1, "held {}", m.held());
+    }
+
+    #[test]
+    fn private_key_block_is_held_until_complete() {
+        let e = engine();
+        let cp = e.policy("p").unwrap();
+        let mut m = StreamMasker::new(cp);
+        let mut out = m.push(&e, cp, "here: -----BEGIN RSA PRIVATE KEY-----\nMIIEow");
+        assert_eq!(out, "here: ");
+        out.push_str(&m.push(&e, cp, "IBAAKCAQEA\n-----END RSA PRIVATE KEY----- ok"));
+        out.push_str(&m.finish(&e, cp));
+        assert_eq!(out, "here: [PRIVATE_KEY] ok");
+    }
+}
