@@ -35,6 +35,7 @@ pub struct Shared {
 pub struct Exchange {
     handoff: Option<Handoff>,
     path: String,
+    request_id: String,
     content_encoding: Option<String>,
     decision: Option<Value>,
     prompt: Option<Value>,
@@ -133,6 +134,7 @@ impl Shared {
 
     fn request_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
         x.path = header(h, ":path").unwrap_or_default();
+        x.request_id = header(h, gatehouse_filter::gate::H_REQUEST_ID).unwrap_or_default();
         x.content_encoding = header(h, "content-encoding");
         let handoff = match self.verify_handoff(h) {
             Ok(v) => v,
@@ -238,7 +240,7 @@ impl Shared {
                 let msg = format!(
                     "request needs a reviewer's approval (rule `{}`), and approvals are not enabled on this gateway (request id {})",
                     d.rules.first().map(String::as_str).unwrap_or("?"),
-                    h.request_id
+                    x.request_id
                 );
                 x.status = Some(403);
                 self.record(x);
@@ -270,11 +272,12 @@ impl Shared {
         x.content_type = header(h, "content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let request_id = x
-            .handoff
-            .as_ref()
-            .map(|h| h.request_id.clone())
-            .unwrap_or_default();
+        // Only an exchange whose hand-off verified has a session.
+        let request_id = if x.handoff.is_some() {
+            x.request_id.clone()
+        } else {
+            String::new()
+        };
         let mut set = vec![
             set_header("x-gatehouse-session", &request_id),
             set_header("x-gatehouse-processed-by", "ext_proc"),
@@ -389,7 +392,7 @@ impl Shared {
         x.recorded = true;
         self.store.append(json!({
             "kind": "session",
-            "request_id": h.request_id,
+            "request_id": x.request_id,
             "identity": identity(h),
             "policy": h.policy,
             "bundle": h.bundle,
@@ -485,7 +488,6 @@ mod tests {
 
     fn handoff(key: &[u8], expires_at: u64) -> (String, String) {
         let h = Handoff {
-            request_id: "r1".into(),
             issuer: "idp".into(),
             principal: "alice".into(),
             groups: vec!["eng".into()],

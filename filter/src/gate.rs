@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
+use std::rc::Rc;
 
 /// Headers the filter owns. Inbound ones are removed before anything else happens.
 pub const HEADER_PREFIX: &str = "x-gatehouse-";
@@ -26,13 +27,13 @@ pub const H_VERDICT: &str = "x-gatehouse-verdict";
 pub const H_RULES: &str = "x-gatehouse-rules";
 
 /// What the identity header carries to the ext_proc server (base64url JSON, HMAC-signed).
+/// It is computed once per verified token; the request id travels in its own header.
 ///
 /// It is set in the headers phase: proxy-wasm pauses on request headers stop every later
 /// filter until the body is complete, so the filter lets headers go on once the caller is
 /// known and decides the body in the body phase (a block is then a local reply).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Handoff {
-    pub request_id: String,
     pub issuer: String,
     pub principal: String,
     pub groups: Vec<String>,
@@ -117,32 +118,45 @@ pub fn split_uri(uri: &str) -> Option<(String, String)> {
 /// State kept between the headers and the body callbacks.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    caller: Caller,
+    caller: Rc<Verified>,
     head: RequestHead,
     request_id: String,
 }
 
-/// Verified tokens, keyed by the SHA-256 of the token, kept until they expire.
+/// A verified token: the caller, the policy that admits it, and its signed hand-off
+/// headers, all computed once per token.
+#[derive(Debug)]
+pub struct Verified {
+    pub caller: Caller,
+    /// Selected policy id, and whether it has a completion limit (which may rewrite bodies).
+    policy: Option<(String, bool)>,
+    handoff: Vec<(String, String)>,
+}
+
+/// Verified tokens, keyed by the whole token, kept until they expire.
 #[derive(Default)]
 pub struct TokenCache {
-    map: HashMap<[u8; 32], Caller>,
+    map: HashMap<String, Rc<Verified>>,
 }
 
 impl TokenCache {
-    const MAX: usize = 10_000;
+    const MAX: usize = 4096;
 
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<&Caller> {
-        self.map.get(key).filter(|c| c.expires_at > now)
+    fn get(&self, token: &str, now: u64) -> Option<Rc<Verified>> {
+        self.map
+            .get(token)
+            .filter(|v| v.caller.expires_at > now)
+            .cloned()
     }
 
-    fn put(&mut self, key: [u8; 32], c: Caller, now: u64) {
+    fn put(&mut self, token: &str, v: Rc<Verified>, now: u64) {
         if self.map.len() >= Self::MAX {
-            self.map.retain(|_, v| v.expires_at > now);
+            self.map.retain(|_, v| v.caller.expires_at > now);
             if self.map.len() >= Self::MAX {
                 self.map.clear();
             }
         }
-        self.map.insert(key, c);
+        self.map.insert(token.to_owned(), v);
     }
 
     pub fn len(&self) -> usize {
@@ -230,7 +244,7 @@ impl Gate {
         }
     }
 
-    fn authenticate(&mut self, head: &RequestHead, now: u64) -> Result<Caller, TokenError> {
+    fn authenticate(&mut self, head: &RequestHead, now: u64) -> Result<Rc<Verified>, TokenError> {
         let auth = head.authorization.as_deref().ok_or(TokenError::Missing)?;
         let token = auth
             .strip_prefix("Bearer ")
@@ -241,13 +255,27 @@ impl Gate {
         if token.len() > self.cfg.max_token_bytes {
             return Err(TokenError::Malformed);
         }
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(c) = self.cache.get(&key, now) {
-            return Ok(c.clone());
+        if let Some(v) = self.cache.get(token, now) {
+            return Ok(v);
         }
-        let c = self.engine.authenticate(token, now)?;
-        self.cache.put(key, c.clone(), now);
-        Ok(c)
+        let caller = self.engine.authenticate(token, now)?;
+        let policy = self.engine.select(&caller).map(|p| {
+            (
+                p.policy.id.clone(),
+                p.policy.limits.max_completion_tokens.is_some(),
+            )
+        });
+        let handoff = match &policy {
+            Some((id, _)) => self.handoff_headers(&caller, id),
+            None => Vec::new(),
+        };
+        let v = Rc::new(Verified {
+            caller,
+            policy,
+            handoff,
+        });
+        self.cache.put(token, v.clone(), now);
+        Ok(v)
     }
 
     fn event(
@@ -288,7 +316,7 @@ impl Gate {
 
     /// Whether `head`'s token names a key the filter does not have.
     pub fn key_unknown(&mut self, head: &RequestHead, now: u64) -> bool {
-        self.authenticate(head, now) == Err(TokenError::UnknownKey)
+        matches!(self.authenticate(head, now), Err(TokenError::UnknownKey))
     }
 
     /// Install a JWKS document fetched for `issuer`; returns how many keys are usable.
@@ -325,13 +353,13 @@ impl Gate {
             .filter(|r| !r.is_empty() && r.len() <= 128)
             .unwrap_or_else(|| new_request_id(&head.path, now_nanos));
         let auth = self.authenticate(&head, now);
-        if may_fetch && auth == Err(TokenError::UnknownKey) {
+        if may_fetch && matches!(auth, Err(TokenError::UnknownKey)) {
             if let Some(t) = self.fetch_target(&head) {
                 return HeadStep::FetchKeys(t, head);
             }
         }
-        let caller = match auth {
-            Ok(c) => c,
+        let verified = match auth {
+            Ok(v) => v,
             Err(e) => {
                 let ev = self.event(&request_id, &head, None, 401, None, e.code());
                 let www = format!(
@@ -349,8 +377,9 @@ impl Gate {
                 ));
             }
         };
-        let Some(policy) = self.engine.select(&caller) else {
-            let ev = self.event(&request_id, &head, Some(&caller), 403, None, "no_policy");
+        let caller = &verified.caller;
+        let Some((_, clamps)) = &verified.policy else {
+            let ev = self.event(&request_id, &head, Some(caller), 403, None, "no_policy");
             let msg = format!("no policy admits principal `{}`", caller.principal);
             return HeadStep::Reply(self.reply(
                 &head,
@@ -362,10 +391,10 @@ impl Gate {
                 ev,
             ));
         };
-        let policy_id = policy.policy.id.clone();
         // A completion limit may rewrite the body, so its length is not known yet.
-        let clamps = policy.policy.limits.max_completion_tokens.is_some();
-        let headers = self.handoff_headers(&request_id, &caller, &policy_id);
+        let clamps = *clamps;
+        let mut headers = verified.handoff.clone();
+        headers.push((H_REQUEST_ID.to_owned(), request_id.clone()));
         if Api::from_path(&head.path).is_none() || head.method != "POST" {
             // Not an inference call (e.g. GET /v1/models): identity checked, no body rules.
             return HeadStep::Continue {
@@ -375,7 +404,7 @@ impl Gate {
             };
         }
         if !head.has_body {
-            let ev = self.event(&request_id, &head, Some(&caller), 400, None, "empty_body");
+            let ev = self.event(&request_id, &head, Some(caller), 400, None, "empty_body");
             return HeadStep::Reply(self.reply(
                 &head,
                 &request_id,
@@ -394,7 +423,7 @@ impl Gate {
                 let ev = self.event(
                     &request_id,
                     &head,
-                    Some(&caller),
+                    Some(caller),
                     415,
                     None,
                     "content_encoding",
@@ -416,7 +445,7 @@ impl Gate {
             headers,
             drop_content_length: clamps,
             body: Some(Pending {
-                caller,
+                caller: verified.clone(),
                 head,
                 request_id,
             }),
@@ -431,7 +460,7 @@ impl Gate {
             let ev = self.event(
                 &p.request_id,
                 head,
-                Some(&p.caller),
+                Some(&p.caller.caller),
                 413,
                 None,
                 "body_too_large",
@@ -456,7 +485,7 @@ impl Gate {
                 let ev = self.event(
                     &p.request_id,
                     head,
-                    Some(&p.caller),
+                    Some(&p.caller.caller),
                     400,
                     None,
                     "bad_encoding",
@@ -472,13 +501,13 @@ impl Gate {
                 ));
             }
         };
-        let d = self.engine.decide(&p.caller, &head.path, &decoded);
+        let d = self.engine.decide(&p.caller.caller, &head.path, &decoded);
         let enforced = d.enforced();
         if matches!(enforced, Verdict::Block | Verdict::Deny) {
             let ev = self.event(
                 &p.request_id,
                 head,
-                Some(&p.caller),
+                Some(&p.caller.caller),
                 u32::from(d.status),
                 Some(&d),
                 "policy",
@@ -512,9 +541,8 @@ impl Gate {
     }
 
     /// Headers handed to the ext_proc server: readable ones and the signed identity.
-    fn handoff_headers(&self, request_id: &str, c: &Caller, policy: &str) -> Vec<(String, String)> {
+    fn handoff_headers(&self, c: &Caller, policy: &str) -> Vec<(String, String)> {
         let h = Handoff {
-            request_id: request_id.to_owned(),
             issuer: c.issuer.clone(),
             principal: c.principal.clone(),
             groups: c.groups.clone(),
@@ -530,7 +558,6 @@ impl Gate {
             (H_PRINCIPAL.to_owned(), c.principal.clone()),
             (H_POLICY.to_owned(), policy.to_owned()),
             (H_BUNDLE.to_owned(), self.engine.digest.clone()),
-            (H_REQUEST_ID.to_owned(), request_id.to_owned()),
         ]
     }
 }
