@@ -332,6 +332,9 @@ impl Shared {
             .handoff
             .as_ref()
             .and_then(|h| self.engine.policy(&h.policy));
+        // Dry run: find what would be masked (counted in the session record), send it as is.
+        let dry_run = policy.is_some_and(|p| p.policy.dry_run);
+        let original = if dry_run { Some(body.clone()) } else { None };
         let new_body = match policy {
             None => body,
             Some(p) => {
@@ -355,6 +358,7 @@ impl Shared {
                         &mut x.mask_rules,
                     ) {
                         Some(b) => b,
+                        None if dry_run => Vec::new(),
                         None => {
                             return immediate(
                                 &x.path,
@@ -367,6 +371,7 @@ impl Shared {
                 }
             }
         };
+        let new_body = original.unwrap_or(new_body);
         if end {
             self.record(x);
         }
@@ -398,7 +403,8 @@ impl Shared {
             "bundle": h.bundle,
             "request": {"path": x.path, "prompt": x.prompt},
             "decision": x.decision,
-            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.masked, "mask_rules": x.mask_rules},
+            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.masked, "mask_rules": x.mask_rules,
+                "dry_run": self.engine.policy(&h.policy).is_some_and(|p| p.policy.dry_run)},
         }));
     }
 }
@@ -630,5 +636,55 @@ mod tests {
             .as_str()
             .unwrap();
         assert_eq!(text, "merger memo for [EMAIL]");
+    }
+}
+
+#[cfg(test)]
+mod dry_run_tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn dry_run_counts_what_it_would_mask_and_sends_the_original() {
+        let src = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: watch
+    models: ["*"]
+    dry_run: true
+    response_masking: [{id: pii, detectors: [email]}]
+"#;
+        let store = Arc::new(MemoryStore::default());
+        let s = Shared {
+            engine: Arc::new(Engine::from_source(src).unwrap()),
+            handoff_key: b"k".to_vec(),
+            store: store.clone(),
+        };
+        let mut x = Exchange {
+            handoff: Some(Handoff {
+                issuer: "i".into(),
+                principal: "p".into(),
+                groups: vec![],
+                policy: "watch".into(),
+                bundle: "b".into(),
+                expires_at: u64::MAX,
+            }),
+            content_type: "application/json".into(),
+            ..Default::default()
+        };
+        let body = br#"{"text":"write to a@example.com"}"#.to_vec();
+        let r = s.response_body(&mut x, body.clone(), true);
+        let Some(Response::ResponseBody(b)) = r.response else {
+            panic!()
+        };
+        let Some(Mutation::Body(sent)) = b.response.unwrap().body_mutation.unwrap().mutation else {
+            panic!()
+        };
+        assert_eq!(sent, body);
+        let rec = store.recent(1).pop().unwrap();
+        assert_eq!(rec["response"]["masked_values"], 1);
+        assert_eq!(rec["response"]["dry_run"], true);
     }
 }
