@@ -218,7 +218,7 @@ def main():
     for name, rps, bad, p50, p99, codes in results:
         lines.append(f"| {name} | {rps:.0f} | {100 * rps / base[1]:.0f}% | {100 * rps / floor[1]:.0f}% | "
                      f"{p50:.0f} | {p99:.0f} | {p50 - base[3]:+.0f} |")
-    report = "\n".join(lines)
+    report = "\n".join(lines) + "\n" + masking_phase()
     print()
     print(report)
     out = ROOT / "bench-results"
@@ -227,6 +227,97 @@ def main():
     bad = [r for r in results if r[2] > 0]
     if bad:
         sys.exit(f"bench: non-2xx responses in {[r[0] for r in bad]}; see {tmp}/bench.log")
+
+
+def measure(port, token, body, stream, n):
+    """Sequential requests; returns sorted (time to first body byte, total) in microseconds."""
+    import http.client
+    ttfb, total = [], []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body=body,
+                     headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
+        r = conn.getresponse()
+        if stream:
+            # Time to first token: until a delta with non-empty content has arrived.
+            first = b""
+            while not re.search(rb'"content":"[^"]', first):
+                piece = r.read1(65536)
+                if not piece:
+                    break
+                first += piece
+        else:
+            first = r.read(1)
+        t1 = time.perf_counter()
+        rest = r.read()
+        t2 = time.perf_counter()
+        if r.status != 200 or not (first + rest):
+            raise RuntimeError(f"status {r.status}")
+        ttfb.append((t1 - t0) * 1e6)
+        total.append((t2 - t0) * 1e6)
+    conn.close()
+    return sorted(ttfb), sorted(total)
+
+
+def pct(xs, p):
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def masking_phase():
+    """Added latency of response masking: a buffered JSON answer (~4 KiB, the prompt echoed)
+    and time to first token of an SSE stream, plain Envoy vs the full stack, same upstream
+    (the demo model, which streams ~20 small deltas 2 ms apart)."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-bench-mask-"))
+    log = open(tmp / "bench.log", "w")
+    up = 22090
+    d = tmp / "stack"
+    subprocess.run([BIN, "dev", "init", "--bundle", "policies/default.yaml", "--dir", d, "--wasm", WASM,
+                    "--upstream", f"127.0.0.1:{up}", "--listen-port", str(PORTS["listen"]),
+                    "--admin-port", str(PORTS["admin"]), "--grpc-port", str(PORTS["grpc"]),
+                    "--http-port", str(PORTS["http"])], check=True, cwd=ROOT, stdout=log, stderr=log)
+    token = subprocess.run([BIN, "token", "--sub", "bench", "--group", "eng", "--dir", d],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    prompt = "The quarterly report shows steady growth in the northern region. " * 60
+    plain_body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]})
+    stream_body = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                              "messages": [{"role": "user", "content": "hello"}]})
+    plain_cfg = front_config([])
+    plain_cfg["static_resources"]["clusters"] = [cluster("upstream", up)]
+    (tmp / "plain.json").write_text(json.dumps(plain_cfg))
+    procs = [start([BIN, "demo-upstream", "--listen", f"127.0.0.1:{up}"], log)]
+    rows = []
+    try:
+        wait(f"http://127.0.0.1:{up}/v1/models")
+        for name, cfg, full in [("plain Envoy", tmp / "plain.json", False), ("Gatehouse full stack", d / "envoy.yaml", True)]:
+            extra = []
+            if full:
+                extra.append(start([BIN, "serve", "--bundle", d / "bundle.yaml", "--handoff-key-file", d / "handoff.key",
+                                    "--store", "memory", "--grpc", f"127.0.0.1:{PORTS['grpc']}",
+                                    "--http", f"127.0.0.1:{PORTS['http']}"], log))
+            extra.append(start(["envoy", "-c", cfg, "--concurrency", "1", "--base-id", "33", "--log-level", "error"], log))
+            try:
+                wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
+                measure(PORTS["listen"], token, plain_body, False, 20)  # warm-up
+                _, buffered = measure(PORTS["listen"], token, plain_body, False, 300)
+                ttft, stream_total = measure(PORTS["listen"], token, stream_body, True, 100)
+                rows.append((name, pct(buffered, 0.5), pct(buffered, 0.99), pct(ttft, 0.5), pct(ttft, 0.99),
+                             pct(stream_total, 0.5)))
+                print(f"{name:<24} buffered p50 {rows[-1][1]:.0f} us  TTFT p50 {rows[-1][3]:.0f} us", flush=True)
+            finally:
+                stop(extra)
+                time.sleep(0.5)
+    finally:
+        stop(procs)
+    lines = ["", "Response masking (sequential requests, one Envoy worker; the demo model answers ~4 KiB "
+             "JSON, or streams ~20 deltas 2 ms apart):", "",
+             "| path | buffered JSON p50 µs | p99 µs | SSE time to first token p50 µs | p99 µs | SSE whole stream p50 µs |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r[0]} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.0f} | {r[5]:.0f} |")
+    lines.append(f"| added by Gatehouse | {rows[1][1] - rows[0][1]:+.0f} | | {rows[1][3] - rows[0][3]:+.0f} | | "
+                 f"{rows[1][5] - rows[0][5]:+.0f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -564,3 +564,73 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Precision and recall per detector over a labeled corpus: a detection is a true positive
+/// when its text equals a labeled value of that detector.
+pub fn eval(corpus: &Path) -> anyhow::Result<()> {
+    use policy_engine::detectors::DETECTORS;
+    use policy_engine::matcher::{PatternSet, Spec, SpecKind};
+    let text =
+        std::fs::read_to_string(corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    let samples: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    println!("{} samples from {}", samples.len(), corpus.display());
+    println!(
+        "{:<20} {:>5} {:>5} {:>5} {:>10} {:>8}",
+        "detector", "TP", "FP", "FN", "precision", "recall"
+    );
+    for d in DETECTORS {
+        let labeled = samples.iter().any(|s| {
+            s["labels"]
+                .as_array()
+                .is_some_and(|ls| ls.iter().any(|l| l["detector"] == d.name))
+        });
+        if !labeled {
+            continue;
+        }
+        let set = PatternSet::build(
+            vec![Spec {
+                owner: 0,
+                kind: SpecKind::Regex {
+                    pattern: d.pattern.to_owned(),
+                    validate: d.validate,
+                },
+            }],
+            false,
+        )?;
+        let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+        for s in &samples {
+            let t = s["text"].as_str().unwrap_or("");
+            let want: Vec<&str> = s["labels"]
+                .as_array()
+                .map(|ls| {
+                    ls.iter()
+                        .filter(|l| l["detector"] == d.name)
+                        .filter_map(|l| l["value"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut hits = Vec::new();
+            set.scan(t.as_bytes(), &mut hits);
+            let found: Vec<&str> = hits.iter().map(|h| &t[h.start..h.end]).collect();
+            for f in &found {
+                if want.contains(f) {
+                    tp += 1;
+                } else {
+                    fp += 1;
+                }
+            }
+            fn_ += want.iter().filter(|w| !found.contains(w)).count() as u32;
+        }
+        let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+        let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
+        println!(
+            "{:<20} {:>5} {:>5} {:>5} {:>10.3} {:>8.3}",
+            d.name, tp, fp, fn_, precision, recall
+        );
+    }
+    Ok(())
+}

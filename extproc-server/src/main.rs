@@ -48,6 +48,11 @@ enum Cmd {
     },
     /// Measure the engine's matching and masking throughput.
     Bench(cli::BenchArgs),
+    /// Precision and recall of the built-in detectors on a labeled corpus (JSON lines).
+    Eval {
+        #[arg(default_value = "tests/eval/corpus.jsonl")]
+        corpus: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,6 +134,11 @@ async fn main() -> std::process::ExitCode {
             async {
                 let l = tokio::net::TcpListener::bind(listen).await?;
                 tracing::info!(%listen, "demo upstream listening");
+                // No Nagle delay: streamed deltas leave as soon as they are written.
+                use axum::serve::ListenerExt;
+                let l = l.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(l, demo::router())
                     .with_graceful_shutdown(shutdown())
                     .await?;
@@ -144,6 +154,7 @@ async fn main() -> std::process::ExitCode {
         }
         Cmd::Dev { cmd } => cli::dev(cmd),
         Cmd::Bench(a) => cli::bench(a),
+        Cmd::Eval { corpus } => cli::eval(&corpus),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -58,3 +58,14 @@ def test_explain_names_policy_and_rule():
     assert r.returncode == 0, r.stderr
     assert '"verdict": "require_approval"' in r.stdout
     assert '"legal-review"' in r.stdout
+
+
+def test_detector_evaluation_reports_every_labeled_detector():
+    r = run("eval", "tests/eval/corpus.jsonl")
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[2:]}
+    for det in ["email", "phone", "payment_card", "iban", "us_ssn", "ipv4", "aws_access_key_id", "jwt"]:
+        assert det in rows, r.stdout
+    # Luhn and issuer checks keep card precision high; recall must stay complete.
+    assert float(rows["payment_card"][5]) == 1.0
+    assert float(rows["payment_card"][4]) >= 0.9
