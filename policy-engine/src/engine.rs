@@ -207,8 +207,20 @@ fn detector_spec(owner: usize, name: &str) -> Option<(Spec, &'static detectors::
     ))
 }
 
-fn ci_regex(r: &str) -> String {
-    format!("(?i:{r})")
+/// A bundle regex as a spec; case-insensitive rules wrap it in `(?i:...)`.
+fn regex_spec(owner: usize, re: &str, case_insensitive: bool) -> Spec {
+    let pattern = if case_insensitive {
+        format!("(?i:{re})")
+    } else {
+        re.to_owned()
+    };
+    Spec {
+        owner,
+        kind: SpecKind::Regex {
+            pattern,
+            validate: None,
+        },
+    }
 }
 
 impl CompiledPolicy {
@@ -232,18 +244,7 @@ impl CompiledPolicy {
                 });
             }
             for re in &r.regexes {
-                let pattern = if r.case_insensitive {
-                    ci_regex(re)
-                } else {
-                    re.clone()
-                };
-                target.push(Spec {
-                    owner,
-                    kind: SpecKind::Regex {
-                        pattern,
-                        validate: None,
-                    },
-                });
+                target.push(regex_spec(owner, re, r.case_insensitive));
             }
             for d in &r.detectors {
                 if let Some((s, _)) = detector_spec(owner, d) {
@@ -279,18 +280,7 @@ impl CompiledPolicy {
             }
             for re in &r.regexes {
                 max_match = max_match.max(r.max_match_bytes);
-                let pattern = if r.case_insensitive {
-                    ci_regex(re)
-                } else {
-                    re.clone()
-                };
-                target.push(Spec {
-                    owner,
-                    kind: SpecKind::Regex {
-                        pattern,
-                        validate: None,
-                    },
-                });
+                target.push(regex_spec(owner, re, r.case_insensitive));
             }
             for d in &r.detectors {
                 let owner = meta.len();
