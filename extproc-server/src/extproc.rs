@@ -688,3 +688,107 @@ policies:
         assert_eq!(rec["response"]["dry_run"], true);
     }
 }
+
+#[cfg(test)]
+mod fail_closed_tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+
+    fn exchange() -> (Shared, Exchange) {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/default.yaml"
+        ))
+        .unwrap();
+        let s = Shared {
+            engine: Arc::new(Engine::from_source(&src).unwrap()),
+            handoff_key: b"k".to_vec(),
+            store: Arc::new(MemoryStore::default()),
+        };
+        let x = Exchange {
+            handoff: Some(Handoff {
+                issuer: "i".into(),
+                principal: "alice".into(),
+                groups: vec!["eng".into()],
+                policy: "engineering".into(),
+                bundle: "b".into(),
+                expires_at: u64::MAX,
+            }),
+            ..Default::default()
+        };
+        (s, x)
+    }
+
+    fn response_headers(pairs: &[(&str, &str)]) -> HttpHeaders {
+        HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: pairs
+                    .iter()
+                    .map(|(k, v)| HeaderValue {
+                        key: (*k).into(),
+                        value: String::new(),
+                        raw_value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+            }),
+            end_of_stream: false,
+            ..Default::default()
+        }
+    }
+
+    fn status(r: &ProcessingResponse) -> Option<i32> {
+        match &r.response {
+            Some(Response::ImmediateResponse(i)) => i.status.as_ref().map(|s| s.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn compressed_or_unreadable_responses_are_refused_on_masked_routes() {
+        let (s, mut x) = exchange();
+        let r = s.response_headers(
+            &mut x,
+            &response_headers(&[
+                (":status", "200"),
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ]),
+        );
+        assert_eq!(status(&r), Some(502));
+        let (s, mut x) = exchange();
+        let r = s.response_headers(
+            &mut x,
+            &response_headers(&[
+                (":status", "200"),
+                ("content-type", "application/octet-stream"),
+            ]),
+        );
+        assert_eq!(status(&r), Some(502));
+        let (s, mut x) = exchange();
+        let r = s.response_headers(
+            &mut x,
+            &response_headers(&[(":status", "200"), ("content-type", "application/json")]),
+        );
+        assert_eq!(status(&r), None);
+        let r = s.response_body(&mut x, b"{not json".to_vec(), true);
+        assert_eq!(
+            status(&r),
+            Some(502),
+            "a masked JSON route never passes unparseable bodies"
+        );
+    }
+
+    #[test]
+    fn sse_responses_are_streamed_not_buffered() {
+        let (s, mut x) = exchange();
+        let r = s.response_headers(
+            &mut x,
+            &response_headers(&[(":status", "200"), ("content-type", "text/event-stream")]),
+        );
+        assert_eq!(
+            r.mode_override.unwrap().response_body_mode,
+            BodySendMode::Streamed as i32
+        );
+    }
+}

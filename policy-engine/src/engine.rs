@@ -777,3 +777,41 @@ mod tests {
         assert!(glob("*", "anything"));
     }
 }
+
+#[cfg(test)]
+mod mask_style_tests {
+    use super::*;
+
+    const SRC: &str = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    response_masking:
+      - {id: cards, detectors: [payment_card], style: partial, keep_last: 4}
+      - {id: keys, detectors: [aws_access_key_id], style: hash}
+      - {id: mail, detectors: [email], style: label, label: CONTACT}
+"#;
+
+    #[test]
+    fn label_partial_and_keyed_hash_styles() {
+        let e = Engine::from_source(SRC).unwrap().with_mask_key(b"k1");
+        let cp = e.policy("p").unwrap();
+        let (out, hits) = e.mask_text(
+            cp,
+            "card 4111 1111 1111 1111, key AKIAQWERTYUIOPASDFGH, mail a@example.com",
+        );
+        assert_eq!(hits.len(), 3);
+        assert!(out.contains("card **** **** **** 1111,"), "{out}");
+        assert!(out.contains("mail [CONTACT]"), "{out}");
+        let tag = out.split("[AWS_ACCESS_KEY:").nth(1).unwrap()[..8].to_owned();
+        // Stable per value and key; another key gives another tag.
+        let (again, _) = e.mask_text(cp, "AKIAQWERTYUIOPASDFGH");
+        assert_eq!(again, format!("[AWS_ACCESS_KEY:{tag}]"));
+        let other = Engine::from_source(SRC).unwrap().with_mask_key(b"k2");
+        let (o, _) = other.mask_text(other.policy("p").unwrap(), "AKIAQWERTYUIOPASDFGH");
+        assert_ne!(o, again);
+    }
+}
