@@ -118,9 +118,13 @@ pub enum EngineError {
 }
 
 struct Rules {
-    /// Matched against normalised text.
+    /// Matched against normalised text: case-sensitive literals, every ASCII regex
+    /// (case-insensitive ones as `(?i:...)`), and detectors. One pass of one automaton.
     exact: PatternSet,
-    /// Matched against normalised, case-folded text.
+    /// Case-insensitive ASCII literals, matched against normalised text.
+    ci_literals: PatternSet,
+    /// Case-insensitive patterns with non-ASCII letters, matched against case-folded text
+    /// (so they cost a folded copy and a second pass only when a bundle has them).
     folded: PatternSet,
     /// (rule id, action) by owner index.
     rules: Vec<(String, RuleAction)>,
@@ -226,25 +230,31 @@ fn regex_spec(owner: usize, re: &str, case_insensitive: bool) -> Spec {
 impl CompiledPolicy {
     fn compile(p: &Policy) -> Result<Self, BuildError> {
         let mut exact = Vec::new();
+        let mut ci_literals = Vec::new();
         let mut folded = Vec::new();
         let mut rules = Vec::new();
         for (owner, r) in p.prompt_rules.iter().enumerate() {
             rules.push((r.id.clone(), r.action));
-            let target = if r.case_insensitive {
-                &mut folded
-            } else {
-                &mut exact
-            };
+            let ci = r.case_insensitive;
             for l in &r.literals {
                 let l = normalize(l);
-                let l = if r.case_insensitive { fold(&l) } else { l };
+                let (target, l) = match (ci, l.is_ascii()) {
+                    (false, _) => (&mut exact, l),
+                    (true, true) => (&mut ci_literals, l),
+                    (true, false) => (&mut folded, fold(&l)),
+                };
                 target.push(Spec {
                     owner,
                     kind: SpecKind::Literal(l),
                 });
             }
             for re in &r.regexes {
-                target.push(regex_spec(owner, re, r.case_insensitive));
+                let target = if ci && !re.is_ascii() {
+                    &mut folded
+                } else {
+                    &mut exact
+                };
+                target.push(regex_spec(owner, re, ci));
             }
             for d in &r.detectors {
                 if let Some((s, _)) = detector_spec(owner, d) {
@@ -308,6 +318,7 @@ impl CompiledPolicy {
             encoding: fallback,
             prompt: Rules {
                 exact: PatternSet::build(exact, false)?,
+                ci_literals: PatternSet::build(ci_literals, true)?,
                 folded: PatternSet::build(folded, false)?,
                 rules,
             },
@@ -610,36 +621,37 @@ impl Engine {
         }
         // Prompt rules.
         let mut approvals = Vec::new();
-        let mut hits = Vec::new();
+        // (text variant: 0 normalised / 1 folded, set, hit)
+        let mut hits: Vec<(u8, &PatternSet, Hit)> = Vec::new();
+        let mut scratch = Vec::new();
         for seg in &x.segments {
             let norm = normalize(&seg.text);
             hits.clear();
-            cp.prompt.exact.scan(norm.as_bytes(), &mut hits);
-            let n_exact = hits.len();
-            let folded_text;
-            if !cp.prompt.folded.is_empty() {
-                folded_text = fold(&norm);
-                cp.prompt.folded.scan(folded_text.as_bytes(), &mut hits);
+            for set in [&cp.prompt.exact, &cp.prompt.ci_literals] {
+                scratch.clear();
+                set.scan(norm.as_bytes(), &mut scratch);
+                hits.extend(scratch.iter().map(|h| (0, set, *h)));
             }
-            // Allow-list spans exempt overlapping matches (same text variant only).
-            let allowed = |i: usize, h: &Hit| {
-                hits.iter().enumerate().any(|(j, a)| {
-                    (j < n_exact) == (i < n_exact)
+            if !cp.prompt.folded.is_empty() {
+                let folded_text = fold(&norm);
+                scratch.clear();
+                cp.prompt.folded.scan(folded_text.as_bytes(), &mut scratch);
+                hits.extend(scratch.iter().map(|h| (1, &cp.prompt.folded, *h)));
+            }
+            // Allow-list spans exempt the matches they cover (same text variant only).
+            let allowed = |variant: u8, h: &Hit| {
+                hits.iter().any(|(v, _, a)| {
+                    *v == variant
                         && cp.prompt.rules[a.owner].1 == RuleAction::Allow
                         && a.start <= h.start
                         && h.end <= a.end
                 })
             };
-            for (i, h) in hits.iter().enumerate() {
+            for (variant, set, h) in &hits {
                 let (id, action) = &cp.prompt.rules[h.owner];
-                if *action == RuleAction::Allow || allowed(i, h) {
+                if *action == RuleAction::Allow || allowed(*variant, h) {
                     continue;
                 }
-                let set = if i < n_exact {
-                    &cp.prompt.exact
-                } else {
-                    &cp.prompt.folded
-                };
                 let source = match &set.specs()[h.spec].kind {
                     SpecKind::Literal(_) => "literal".to_owned(),
                     SpecKind::Regex { pattern, .. } => detectors::DETECTORS
@@ -813,5 +825,50 @@ policies:
         let other = Engine::from_source(SRC).unwrap().with_mask_key(b"k2");
         let (o, _) = other.mask_text(other.policy("p").unwrap(), "AKIAQWERTYUIOPASDFGH");
         assert_ne!(o, again);
+    }
+}
+
+#[cfg(test)]
+mod prompt_rule_tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            issuer: "i".into(),
+            principal: "p".into(),
+            groups: vec![],
+            claims: Default::default(),
+            expires_at: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn case_insensitive_ascii_and_non_ascii_rules() {
+        let e = Engine::from_source(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    prompt_rules:
+      - {id: nordic, action: block, case_insensitive: true, literals: ["Æsir"]}
+      - {id: topic, action: require_approval, case_insensitive: true, regexes: ['\bmerger\b']}
+      - {id: exact, action: block, literals: [Kestrel]}
+      - {id: fine, action: allow, case_insensitive: true, literals: ["merger example"]}
+"#,
+        )
+        .unwrap();
+        let ask = |text: &str| {
+            let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+            e.decide(&caller(), "/v1/chat/completions", &serde_json::to_vec(&body).unwrap())
+        };
+        assert_eq!(ask("the ÆSIR saga").rules, vec!["nordic"]);
+        assert_eq!(ask("the æsir saga").verdict, Verdict::Block);
+        assert_eq!(ask("a MERGER plan").verdict, Verdict::RequireApproval);
+        assert_eq!(ask("a MERGER EXAMPLE only").verdict, Verdict::Allow);
+        assert_eq!(ask("kestrel").verdict, Verdict::Allow, "case-sensitive rule");
+        assert_eq!(ask("Kestrel").verdict, Verdict::Block);
     }
 }
