@@ -118,11 +118,9 @@ pub enum EngineError {
 }
 
 struct Rules {
-    /// Matched against normalised text: case-sensitive literals, every ASCII regex
-    /// (case-insensitive ones as `(?i:...)`), and detectors. One pass of one automaton.
+    /// Matched against normalised text in one regex pass: every literal (case-insensitive
+    /// ASCII ones as `(?i:...)`), every ASCII regex, and the detectors.
     exact: PatternSet,
-    /// Case-insensitive ASCII literals, matched against normalised text.
-    ci_literals: PatternSet,
     /// Case-insensitive patterns with non-ASCII letters, matched against case-folded text
     /// (so they cost a folded copy and a second pass only when a bundle has them).
     folded: PatternSet,
@@ -141,26 +139,14 @@ struct Masker {
     live: Option<crate::stream::LiveDfa>,
 }
 
-/// A literal as a regex matching exactly it.
-fn escape(lit: &str) -> String {
-    let mut out = String::with_capacity(lit.len() * 2);
-    for c in lit.chars() {
-        if c.is_ascii_punctuation() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn live_patterns(sets: [&PatternSet; 2]) -> Vec<String> {
     let mut out = Vec::new();
     for (i, set) in sets.iter().enumerate() {
         for s in set.specs() {
             out.push(match &s.kind {
-                SpecKind::Literal(l) if i == 1 => format!("(?i:{})", escape(l)),
-                SpecKind::Literal(l) => escape(l),
+                SpecKind::Literal(l) if i == 1 => format!("(?i:{})", crate::matcher::escape(l)),
                 SpecKind::Regex { pattern, .. } => pattern.clone(),
+                k => crate::matcher::literal_regex(k).unwrap_or_default(),
             });
         }
     }
@@ -230,7 +216,6 @@ fn regex_spec(owner: usize, re: &str, case_insensitive: bool) -> Spec {
 impl CompiledPolicy {
     fn compile(p: &Policy) -> Result<Self, BuildError> {
         let mut exact = Vec::new();
-        let mut ci_literals = Vec::new();
         let mut folded = Vec::new();
         let mut rules = Vec::new();
         for (owner, r) in p.prompt_rules.iter().enumerate() {
@@ -238,15 +223,12 @@ impl CompiledPolicy {
             let ci = r.case_insensitive;
             for l in &r.literals {
                 let l = normalize(l);
-                let (target, l) = match (ci, l.is_ascii()) {
-                    (false, _) => (&mut exact, l),
-                    (true, true) => (&mut ci_literals, l),
-                    (true, false) => (&mut folded, fold(&l)),
+                let (target, kind) = match (ci, l.is_ascii()) {
+                    (false, _) => (&mut exact, SpecKind::Literal(l)),
+                    (true, true) => (&mut exact, SpecKind::LiteralCi(l)),
+                    (true, false) => (&mut folded, SpecKind::Literal(fold(&l))),
                 };
-                target.push(Spec {
-                    owner,
-                    kind: SpecKind::Literal(l),
-                });
+                target.push(Spec { owner, kind });
             }
             for re in &r.regexes {
                 let target = if ci && !re.is_ascii() {
@@ -317,8 +299,7 @@ impl CompiledPolicy {
             policy: p.clone(),
             encoding: fallback,
             prompt: Rules {
-                exact: PatternSet::build(exact, false)?,
-                ci_literals: PatternSet::build(ci_literals, true)?,
+                exact: PatternSet::build_one_pass(exact)?,
                 folded: PatternSet::build(folded, false)?,
                 rules,
             },
@@ -627,11 +608,9 @@ impl Engine {
         for seg in &x.segments {
             let norm = normalize(&seg.text);
             hits.clear();
-            for set in [&cp.prompt.exact, &cp.prompt.ci_literals] {
-                scratch.clear();
-                set.scan(norm.as_bytes(), &mut scratch);
-                hits.extend(scratch.iter().map(|h| (0, set, *h)));
-            }
+            scratch.clear();
+            cp.prompt.exact.scan(norm.as_bytes(), &mut scratch);
+            hits.extend(scratch.iter().map(|h| (0, &cp.prompt.exact, *h)));
             if !cp.prompt.folded.is_empty() {
                 let folded_text = fold(&norm);
                 scratch.clear();
@@ -653,7 +632,7 @@ impl Engine {
                     continue;
                 }
                 let source = match &set.specs()[h.spec].kind {
-                    SpecKind::Literal(_) => "literal".to_owned(),
+                    SpecKind::Literal(_) | SpecKind::LiteralCi(_) => "literal".to_owned(),
                     SpecKind::Regex { pattern, .. } => detectors::DETECTORS
                         .iter()
                         .find(|det| det.pattern == pattern)
@@ -861,14 +840,23 @@ policies:
         )
         .unwrap();
         let ask = |text: &str| {
-            let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]});
-            e.decide(&caller(), "/v1/chat/completions", &serde_json::to_vec(&body).unwrap())
+            let body =
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+            e.decide(
+                &caller(),
+                "/v1/chat/completions",
+                &serde_json::to_vec(&body).unwrap(),
+            )
         };
         assert_eq!(ask("the ÆSIR saga").rules, vec!["nordic"]);
         assert_eq!(ask("the æsir saga").verdict, Verdict::Block);
         assert_eq!(ask("a MERGER plan").verdict, Verdict::RequireApproval);
         assert_eq!(ask("a MERGER EXAMPLE only").verdict, Verdict::Allow);
-        assert_eq!(ask("kestrel").verdict, Verdict::Allow, "case-sensitive rule");
+        assert_eq!(
+            ask("kestrel").verdict,
+            Verdict::Allow,
+            "case-sensitive rule"
+        );
         assert_eq!(ask("Kestrel").verdict, Verdict::Block);
     }
 }

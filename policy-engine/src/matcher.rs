@@ -23,6 +23,8 @@ pub struct Spec {
 #[derive(Debug, Clone)]
 pub enum SpecKind {
     Literal(String),
+    /// A literal matched ignoring ASCII case.
+    LiteralCi(String),
     Regex {
         pattern: String,
         validate: Option<fn(&[u8]) -> bool>,
@@ -64,6 +66,27 @@ fn build_one(pattern: &str, kind: MatchKind) -> Result<Regex, BuildError> {
         })
 }
 
+/// A literal as a regex matching exactly it.
+pub fn escape(lit: &str) -> String {
+    let mut out = String::with_capacity(lit.len() * 2);
+    for c in lit.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The regex a literal spec compiles to when literals share the regex pass.
+pub fn literal_regex(kind: &SpecKind) -> Option<String> {
+    match kind {
+        SpecKind::Literal(l) => Some(escape(l)),
+        SpecKind::LiteralCi(l) => Some(format!("(?i:{})", escape(l))),
+        SpecKind::Regex { .. } => None,
+    }
+}
+
 /// Check one regex the way a set will compile it (used by bundle validation).
 pub fn check_regex(pattern: &str) -> Result<(), BuildError> {
     build_one(pattern, MatchKind::LeftmostFirst).map(|_| ())
@@ -84,25 +107,46 @@ pub struct PatternSet {
 }
 
 impl PatternSet {
-    /// Compile `specs`. With `ascii_case_insensitive`, literals ignore ASCII case.
+    /// Compile `specs`. With `ascii_case_insensitive`, literals ignore ASCII case; literals
+    /// go to an Aho-Corasick automaton.
     pub fn build(specs: Vec<Spec>, ascii_case_insensitive: bool) -> Result<Self, BuildError> {
+        Self::build_inner(specs, ascii_case_insensitive, false)
+    }
+
+    /// Compile `specs` so that one regex pass finds every pattern, literals included (best
+    /// where there is no SIMD literal search, as on wasm32, and literal lists are short).
+    pub fn build_one_pass(specs: Vec<Spec>) -> Result<Self, BuildError> {
+        Self::build_inner(specs, false, true)
+    }
+
+    fn build_inner(
+        specs: Vec<Spec>,
+        ascii_case_insensitive: bool,
+        literals_in_regex: bool,
+    ) -> Result<Self, BuildError> {
         let mut lits = Vec::new();
         let mut literal_spec = Vec::new();
-        let mut regexes = Vec::new();
+        let mut regexes: Vec<String> = Vec::new();
         let mut regex_spec = Vec::new();
         let mut singles = Vec::with_capacity(specs.len());
         for (i, s) in specs.iter().enumerate() {
-            match &s.kind {
-                SpecKind::Literal(l) => {
+            let as_regex = match &s.kind {
+                SpecKind::Regex { pattern, .. } => Some(pattern.clone()),
+                k if literals_in_regex || matches!(k, SpecKind::LiteralCi(_)) => literal_regex(k),
+                _ => None,
+            };
+            match (as_regex, &s.kind) {
+                (Some(pattern), _) => {
+                    singles.push(Some(build_one(&pattern, MatchKind::LeftmostFirst)?));
+                    regexes.push(pattern);
+                    regex_spec.push(i);
+                }
+                (None, SpecKind::Literal(l)) => {
                     lits.push(l.as_str());
                     literal_spec.push(i);
                     singles.push(None);
                 }
-                SpecKind::Regex { pattern, .. } => {
-                    regexes.push(pattern.as_str());
-                    regex_spec.push(i);
-                    singles.push(Some(build_one(pattern, MatchKind::LeftmostFirst)?));
-                }
+                (None, _) => singles.push(None),
             }
         }
         let literals = if lits.is_empty() {
@@ -175,7 +219,7 @@ impl PatternSet {
                 };
                 let validate = match &self.specs[spec].kind {
                     SpecKind::Regex { validate, .. } => *validate,
-                    SpecKind::Literal(_) => None,
+                    SpecKind::Literal(_) | SpecKind::LiteralCi(_) => None,
                 };
                 for m in single.find_iter(text) {
                     if validate.is_none_or(|v| v(&text[m.start()..m.end()])) {
@@ -259,5 +303,37 @@ mod tests {
     fn ascii_case_insensitive_literals() {
         let set = PatternSet::build(vec![lit(0, "secret")], true).unwrap();
         assert!(set.any(b"my SeCrEt"));
+    }
+}
+
+#[cfg(test)]
+mod one_pass_tests {
+    use super::*;
+
+    #[test]
+    fn literals_in_the_regex_pass_match_like_the_automaton() {
+        let specs = vec![
+            Spec {
+                owner: 0,
+                kind: SpecKind::Literal("a.b (c)".into()),
+            },
+            Spec {
+                owner: 1,
+                kind: SpecKind::LiteralCi("Kestrel".into()),
+            },
+            Spec {
+                owner: 2,
+                kind: SpecKind::Regex {
+                    pattern: "[0-9]{3}".into(),
+                    validate: None,
+                },
+            },
+        ];
+        let set = PatternSet::build_one_pass(specs).unwrap();
+        let mut hits = Vec::new();
+        set.scan(b"x a.b (c) KESTREL 123 axb (c)", &mut hits);
+        let mut owners: Vec<_> = hits.iter().map(|h| (h.owner, h.start, h.end)).collect();
+        owners.sort();
+        assert_eq!(owners, vec![(0, 2, 9), (1, 10, 17), (2, 18, 21)]);
     }
 }
