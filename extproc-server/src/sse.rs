@@ -511,4 +511,94 @@ mod tests {
         let last = out.trim_end().rsplit("\n\n").next().unwrap();
         assert!(last.starts_with("event: content_block_stop\n"), "{out}");
     }
+
+    fn run(input: &str, cut: usize) -> String {
+        let e = engine();
+        let cp = e.policy("engineering").unwrap();
+        let mut m = SseMasker::default();
+        let mut out = m.chunk(&e, cp, &input.as_bytes()[..cut], false);
+        out.extend(m.chunk(&e, cp, &input.as_bytes()[cut..], true));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn responses_api_deltas_and_done_events() {
+        let mut input = String::new();
+        for piece in ["mail jane.d", "oe@example.com now"] {
+            let d = json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": piece});
+            input.push_str(&format!("event: response.output_text.delta\ndata: {d}\n\n"));
+        }
+        let done = json!({"type": "response.output_text.done", "item_id": "msg_1", "output_index": 0, "content_index": 0,
+            "text": "mail jane.doe@example.com now"});
+        input.push_str(&format!(
+            "event: response.output_text.done\ndata: {done}\n\n"
+        ));
+        for cut in [5, input.len() / 2, input.len() - 3] {
+            let out = run(&input, cut);
+            assert!(!out.contains("jane"), "{out}");
+            let mut deltas = String::new();
+            for ev in out.split("\n\n") {
+                if let Some(d) = ev.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    let v: Value = serde_json::from_str(d).unwrap();
+                    if v["type"] == "response.output_text.delta" {
+                        deltas.push_str(v["delta"].as_str().unwrap());
+                    }
+                    if v["type"] == "response.output_text.done" {
+                        assert_eq!(v["text"], "mail [EMAIL] now");
+                    }
+                }
+            }
+            assert_eq!(deltas, "mail [EMAIL] now");
+        }
+    }
+
+    #[test]
+    fn completions_stream_and_tool_call_arguments() {
+        let mut input = String::new();
+        for (piece, fin) in [
+            ("call +1 41", Value::Null),
+            ("5 555 0134", Value::from("stop")),
+        ] {
+            let c = json!({"id": "c", "object": "text_completion", "choices": [{"index": 0, "text": piece, "finish_reason": fin}]});
+            input.push_str(&format!("data: {c}\n\n"));
+        }
+        let out = run(&input, 7);
+        let text: String = out
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(|d| {
+                serde_json::from_str::<Value>(d).unwrap()["choices"][0]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(text, "call [PHONE]");
+
+        let mut input = String::new();
+        for (piece, fin) in [
+            ("{\"to\":\"jane.doe@exa", Value::Null),
+            ("mple.com\"}", Value::Null),
+        ] {
+            let c = json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, "finish_reason": fin}]});
+            input.push_str(&format!("data: {c}\n\n"));
+        }
+        let end = json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]});
+        input.push_str(&format!("data: {end}\n\ndata: [DONE]\n\n"));
+        let out = run(&input, 3);
+        assert!(!out.contains("jane"), "{out}");
+        let args: String = out
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .filter_map(|d| {
+                let v: Value = serde_json::from_str(d).unwrap();
+                v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(args, "{\"to\":\"[EMAIL]\"}");
+    }
 }
