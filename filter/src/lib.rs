@@ -17,35 +17,25 @@ use std::time::{Duration, UNIX_EPOCH};
 
 const EVENTS_QUEUE: &str = "gatehouse_events";
 
-// The SDK's entry point macro declares the module's exported `_initialize`/`_start`
-// functions (it contains an `extern` block, hence the allowance below); the body only
-// registers our root context.
+// The SDK's entry point macro exports `_initialize`, which calls the module's static
+// constructors (`__wasm_call_ctors`, an `unsafe` extern call inside the macro) and then this
+// block. That call is sound: the host calls `_initialize` exactly once, before any other
+// export, which is the only time a WASI reactor may run its constructors. The block itself
+// only registers our root context.
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// Counter and histogram ids.
 /// Token failure reasons, each with its own counter.
-const TOKEN_FAILURES: &[&str] = &[
-    "missing",
-    "malformed",
-    "unknown_issuer",
-    "alg_not_allowed",
-    "unknown_kid",
-    "invalid",
-    "expired",
-    "not_yet_valid",
-    "bad_audience",
-    "no_exp",
-    "no_principal",
-];
+const TOKEN_FAILURES: &[&str] = policy_engine::identity::TokenError::CODES;
 
 /// Seconds between background JWKS refreshes of an issuer.
 const JWKS_REFRESH_SECS: u64 = 300;
 /// Least seconds between two fetches of one issuer's JWKS (unknown `kid`s, first use).
 const JWKS_MIN_INTERVAL_SECS: u64 = 5;
 
+/// Counter and histogram ids.
 #[derive(Default)]
 struct Metrics {
     token_failures: Vec<(&'static str, u32)>,

@@ -48,6 +48,21 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every reason code [`TokenError::code`] can return.
+    pub const CODES: &'static [&'static str] = &[
+        "missing",
+        "malformed",
+        "unknown_issuer",
+        "alg_not_allowed",
+        "unknown_kid",
+        "invalid",
+        "expired",
+        "not_yet_valid",
+        "bad_audience",
+        "no_exp",
+        "no_principal",
+    ];
+
     /// Short, stable reason code for metrics and headers.
     pub fn code(&self) -> &'static str {
         match self {
@@ -482,6 +497,25 @@ mod tests {
             verify(&issuer(), &keys(), &forged, now).unwrap_err(),
             TokenError::AlgorithmNotAllowed("HS256".into())
         );
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        let all = [
+            TokenError::Missing,
+            TokenError::Malformed,
+            TokenError::UnknownIssuer,
+            TokenError::AlgorithmNotAllowed(String::new()),
+            TokenError::UnknownKey,
+            TokenError::Invalid(String::new()),
+            TokenError::Expired,
+            TokenError::NotYetValid,
+            TokenError::BadAudience,
+            TokenError::NoExpiry,
+            TokenError::NoPrincipal(String::new()),
+        ];
+        let codes: Vec<_> = all.iter().map(TokenError::code).collect();
+        assert_eq!(codes, TokenError::CODES);
     }
 
     #[test]

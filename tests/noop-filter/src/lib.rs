@@ -5,8 +5,9 @@
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
-// The SDK's entry point macro declares the module's exported initialisation function; its
-// body only registers the root context.
+// The SDK's entry point macro exports `_initialize`, which runs the module's static
+// constructors (an `unsafe` extern call inside the macro, sound because the host calls it
+// exactly once before any other export) and then this block, which only registers the root.
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
 }}
