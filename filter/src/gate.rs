@@ -70,6 +70,8 @@ pub struct Forward {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub verdict: Verdict,
+    /// Event for the session log: a dry-run policy's decision that was not enforced.
+    pub event: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -533,10 +535,22 @@ impl Gate {
             let plain = serde_json::to_vec(&v).ok()?;
             encode(head.content_encoding.as_deref(), &plain).ok()
         });
+        // Dry run: what would have been refused is recorded, not enforced.
+        let event = (d.verdict != enforced).then(|| {
+            self.event(
+                &p.request_id,
+                head,
+                Some(&p.caller.caller),
+                200,
+                Some(&d),
+                "dry_run",
+            )
+        });
         Outcome::Forward(Forward {
             headers: vec![(H_VERDICT.to_owned(), d.verdict.as_str().to_owned())],
             body,
             verdict: enforced,
+            event,
         })
     }
 
@@ -812,5 +826,43 @@ policies:
             panic!()
         };
         assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn dry_run_forwards_and_reports_what_it_would_have_blocked() {
+        let jwks = policy_engine::identity::rs256_jwks(kp(), "k");
+        let bundle = format!(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {{name: t}}
+identity:
+  issuers:
+    - {{name: idp, issuer: "https://idp.test", audiences: [gh], algorithms: [RS256], jwks: {jwks}}}
+policies:
+  - id: trial
+    models: ["*"]
+    dry_run: true
+    prompt_rules:
+      - {{id: secret-word, action: block, literals: [swordfish]}}
+"#
+        );
+        let cfg = FilterConfig::parse(br#"{"bundle": "", "handoff_key": "0123456789abcdef0123"}"#)
+            .unwrap();
+        let mut g = Gate::new(Engine::from_source(&bundle).unwrap(), cfg);
+        let p = pending(&mut g, head(Some(token(&[])), "/v1/chat/completions"));
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"swordfish"}]}"#;
+        let Outcome::Forward(f) = g.on_body(p, body.len(), body) else {
+            panic!("dry run must not block")
+        };
+        let ev = f.event.expect("the would-be block is recorded");
+        assert_eq!(ev["decision"]["verdict"], "block");
+        assert_eq!(ev["decision"]["dry_run"], true);
+        let p = pending(&mut g, head(Some(token(&[])), "/v1/chat/completions"));
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"fine"}]}"#;
+        let Outcome::Forward(f) = g.on_body(p, body.len(), body) else {
+            panic!()
+        };
+        assert!(f.event.is_none());
     }
 }

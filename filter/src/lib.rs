@@ -551,6 +551,11 @@ impl HttpContext for Http {
                     _ => m.allow,
                 });
                 self.response_headers.extend(f.headers);
+                if let Some(ev) = f.event.and_then(|e| serde_json::to_vec(&e).ok()) {
+                    if self.enqueue_shared_queue(self.queue, Some(&ev)).is_err() {
+                        m.inc(m.events_dropped);
+                    }
+                }
                 if let Some(new) = f.body {
                     self.set_http_request_body(0, body_size, &new);
                 }
