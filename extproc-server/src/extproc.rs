@@ -230,7 +230,7 @@ impl Shared {
             let segs: Vec<Value> = ex
                 .segments
                 .iter()
-                .map(|s| json!({"field": s.field, "text": self.engine.mask_text(cp, &s.text).0}))
+                .map(|s| json!({"field": s.field, "text": self.engine.redact_for_record(cp, &s.text)}))
                 .collect();
             x.prompt = Some(json!({"model": ex.model, "stream": ex.stream, "segments": segs}));
         }

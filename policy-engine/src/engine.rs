@@ -672,6 +672,43 @@ impl Engine {
         d
     }
 
+    /// Prompt text as the session log may keep it: normalised, every match of a block rule
+    /// replaced by `[rule-id]` (approval topics stay readable for the audit), then the masking
+    /// rules applied. Recording never stores a value the bundle blocks or masks.
+    pub fn redact_for_record(&self, cp: &CompiledPolicy, text: &str) -> String {
+        let norm = normalize(text);
+        let flagged = |h: &Hit| cp.prompt.rules[h.owner].1 == RuleAction::Block;
+        if !cp.prompt.folded.is_empty() {
+            let mut folded_hits = Vec::new();
+            cp.prompt
+                .folded
+                .scan(fold(&norm).as_bytes(), &mut folded_hits);
+            if let Some(h) = folded_hits.iter().find(|h| flagged(h)) {
+                // Offsets in folded text do not map back: redact the whole field.
+                return format!("[REDACTED:{}]", cp.prompt.rules[h.owner].0);
+            }
+        }
+        let mut hits = Vec::new();
+        cp.prompt.exact.scan(norm.as_bytes(), &mut hits);
+        hits.retain(|h| flagged(h));
+        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut out = String::with_capacity(norm.len());
+        let mut at = 0;
+        for h in hits {
+            if h.start < at {
+                at = at.max(h.end);
+                continue;
+            }
+            out.push_str(&norm[at..h.start]);
+            out.push('[');
+            out.push_str(&cp.prompt.rules[h.owner].0);
+            out.push(']');
+            at = h.end;
+        }
+        out.push_str(&norm[at..]);
+        self.mask_text(cp, &out).0
+    }
+
     /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
     /// leftmost, longest first among overlaps).
     pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
@@ -858,5 +895,18 @@ policies:
             "case-sensitive rule"
         );
         assert_eq!(ask("Kestrel").verdict, Verdict::Block);
+        let cp = e.policy("p").unwrap();
+        assert_eq!(
+            e.redact_for_record(cp, "Kestrel and a merger"),
+            "[exact] and a merger"
+        );
+        assert_eq!(
+            e.redact_for_record(cp, "the ÆSIR saga"),
+            "[REDACTED:nordic]"
+        );
+        assert_eq!(
+            e.redact_for_record(cp, "a merger example"),
+            "a merger example"
+        );
     }
 }

@@ -168,3 +168,26 @@ def test_anthropic_sdk_streaming_is_masked(stack):
             text += t
     assert "[EMAIL]" in text and "[PHONE]" in text and "jane" not in text
     assert text.endswith("You said: hello")
+
+
+def test_dry_run_policy_forwards_and_records_what_it_would_do(stack):
+    import time
+    tok = stack.token(sub="pat", groups=("pilot",))
+    r = stack.post("/v1/chat/completions", chat("deploy with AKIAQWERTYUIOPASDFGH"), token=tok)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-gatehouse-policy"] == "pilot"
+    assert r.headers["x-gatehouse-verdict"] == "block"  # decided, not enforced
+    content = r.json()["choices"][0]["message"]["content"]
+    assert "jane.doe@example.com" in content  # dry-run masking sends the answer unchanged
+    rid = r.headers["x-gatehouse-request-id"]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        recs = [x for x in stack.sessions() if x.get("request_id") == rid]
+        if any(x.get("kind") == "filter_decision" for x in recs) and any(x.get("kind") == "session" for x in recs):
+            break
+        time.sleep(0.1)
+    ev = next(x for x in recs if x.get("kind") == "filter_decision")
+    assert ev["reason"] == "dry_run" and ev["decision"]["verdict"] == "block"
+    sess = next(x for x in recs if x.get("kind") == "session")
+    assert sess["response"]["dry_run"] is True and sess["response"]["masked_values"] >= 1
+    assert "AKIAQWERTYUIOPASDFGH" not in json.dumps(recs)
