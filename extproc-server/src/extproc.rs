@@ -506,7 +506,7 @@ mod tests {
         (blob, sig)
     }
 
-    fn status_of(r: &ProcessingResponse) -> Option<i32> {
+    pub(super) fn status_of(r: &ProcessingResponse) -> Option<i32> {
         match &r.response {
             Some(Response::ImmediateResponse(i)) => i.status.as_ref().map(|s| s.code),
             _ => None,
@@ -691,6 +691,7 @@ policies:
 
 #[cfg(test)]
 mod fail_closed_tests {
+    use super::tests::status_of;
     use super::*;
     use crate::store::MemoryStore;
     use envoy_types::pb::envoy::config::core::v3::HeaderMap;
@@ -737,13 +738,6 @@ mod fail_closed_tests {
         }
     }
 
-    fn status(r: &ProcessingResponse) -> Option<i32> {
-        match &r.response {
-            Some(Response::ImmediateResponse(i)) => i.status.as_ref().map(|s| s.code),
-            _ => None,
-        }
-    }
-
     #[test]
     fn compressed_or_unreadable_responses_are_refused_on_masked_routes() {
         let (s, mut x) = exchange();
@@ -755,7 +749,7 @@ mod fail_closed_tests {
                 ("content-encoding", "gzip"),
             ]),
         );
-        assert_eq!(status(&r), Some(502));
+        assert_eq!(status_of(&r), Some(502));
         let (s, mut x) = exchange();
         let r = s.response_headers(
             &mut x,
@@ -764,16 +758,16 @@ mod fail_closed_tests {
                 ("content-type", "application/octet-stream"),
             ]),
         );
-        assert_eq!(status(&r), Some(502));
+        assert_eq!(status_of(&r), Some(502));
         let (s, mut x) = exchange();
         let r = s.response_headers(
             &mut x,
             &response_headers(&[(":status", "200"), ("content-type", "application/json")]),
         );
-        assert_eq!(status(&r), None);
+        assert_eq!(status_of(&r), None);
         let r = s.response_body(&mut x, b"{not json".to_vec(), true);
         assert_eq!(
-            status(&r),
+            status_of(&r),
             Some(502),
             "a masked JSON route never passes unparseable bodies"
         );
