@@ -10,7 +10,7 @@ use gate::{Gate, HeadStep, Outcome, Pending, RequestHead, HEADER_PREFIX};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -139,6 +139,48 @@ fn jwks_response(ctx: &dyn Context, body_size: usize) -> Option<Vec<u8>> {
     ctx.get_http_call_response_body(0, body_size)
 }
 
+/// A JWKS fetch has answered (`doc` is its body when it was a 200): install the keys here
+/// and publish them for every worker. A failed fetch or a rejected document is counted and
+/// logged, and the keys already held keep serving: an IdP outage or a bad document must not
+/// lock everyone out. Returns whether new keys were installed.
+fn accept_fetch(
+    gate: &RefCell<Gate>,
+    m: &Metrics,
+    issuer: &str,
+    now: u64,
+    doc: Option<Vec<u8>>,
+) -> bool {
+    let installed = doc
+        .ok_or_else(|| "the JWKS endpoint did not answer 200".to_owned())
+        .and_then(|doc| {
+            let n = gate.borrow_mut().install_jwks(issuer, &doc)?;
+            publish_jwks(issuer, now, &doc);
+            Ok(n)
+        });
+    match installed {
+        Ok(n) => {
+            m.inc(m.jwks_fetch_ok);
+            let msg = format!("gatehouse: {n} key(s) fetched for issuer `{issuer}`");
+            hostcalls::log(LogLevel::Info, &msg).ok();
+            true
+        }
+        Err(e) => {
+            m.inc(m.jwks_fetch_failed);
+            let msg = format!("gatehouse: JWKS for `{issuer}` not installed: {e}");
+            hostcalls::log(LogLevel::Warn, &msg).ok();
+            false
+        }
+    }
+}
+
+/// Where decision events go, taken from the filter configuration once.
+struct EventsTarget {
+    cluster: String,
+    path: String,
+    authority: String,
+    max_in_flight: usize,
+}
+
 #[derive(Default)]
 struct Root {
     /// Issuers whose keys come from a JWKS URI, with their fetch target.
@@ -150,7 +192,8 @@ struct Root {
     gate: Option<Rc<RefCell<Gate>>>,
     metrics: Rc<Metrics>,
     queue: u32,
-    in_flight: Rc<Cell<usize>>,
+    events: Option<EventsTarget>,
+    in_flight: usize,
     backlog: VecDeque<Vec<u8>>,
 }
 
@@ -158,13 +201,17 @@ impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
         if let Some(issuer) = self.fetches.remove(&token) {
             let now = self.secs();
-            match jwks_response(self, body_size) {
-                Some(doc) => self.install(&issuer, now, &doc, true),
-                None => self.metrics.inc(self.metrics.jwks_fetch_failed),
+            let doc = jwks_response(self, body_size);
+            let Some(gate) = &self.gate else { return };
+            if accept_fetch(gate, &self.metrics, &issuer, now, doc) {
+                // What this worker published needs no re-install on the next tick.
+                if let Some((_, _, cas)) = shared_jwks(&issuer) {
+                    self.seen.insert(issuer, cas);
+                }
             }
             return;
         }
-        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        self.in_flight = self.in_flight.saturating_sub(1);
         self.drain();
     }
 }
@@ -177,39 +224,6 @@ impl Root {
             .unwrap_or(0)
     }
 
-    /// Install a fetched JWKS here and (when `publish`) for every other worker.
-    fn install(&mut self, issuer: &str, now: u64, doc: &[u8], publish: bool) {
-        let Some(gate) = &self.gate else { return };
-        match gate.borrow_mut().install_jwks(issuer, doc) {
-            Ok(n) => {
-                if publish {
-                    self.metrics.inc(self.metrics.jwks_fetch_ok);
-                    publish_jwks(issuer, now, doc);
-                    hostcalls::log(
-                        LogLevel::Info,
-                        &format!("gatehouse: {n} key(s) fetched for issuer `{issuer}`"),
-                    )
-                    .ok();
-                }
-                if let Some((_, _, cas)) = shared_jwks(issuer) {
-                    self.seen.insert(issuer.to_owned(), cas);
-                }
-            }
-            Err(e) => {
-                // Keep serving the keys we had: an IdP outage or a bad document must not
-                // lock everyone out.
-                if publish {
-                    self.metrics.inc(self.metrics.jwks_fetch_failed);
-                }
-                hostcalls::log(
-                    LogLevel::Warn,
-                    &format!("gatehouse: JWKS for `{issuer}` rejected: {e}"),
-                )
-                .ok();
-            }
-        }
-    }
-
     /// Pick up keys another worker fetched, and refresh keys that are getting old.
     fn sync_jwks(&mut self) {
         let now = self.secs();
@@ -217,7 +231,13 @@ impl Root {
             let shared = shared_jwks(&t.issuer);
             if let Some((_, doc, cas)) = &shared {
                 if self.seen.get(&t.issuer) != Some(cas) {
-                    self.install(&t.issuer, now, doc, false);
+                    if let Some(gate) = &self.gate {
+                        if let Err(e) = gate.borrow_mut().install_jwks(&t.issuer, doc) {
+                            let msg =
+                                format!("gatehouse: shared JWKS for `{}` rejected: {e}", t.issuer);
+                            hostcalls::log(LogLevel::Warn, &msg).ok();
+                        }
+                    }
                     self.seen.insert(t.issuer.clone(), *cas);
                 }
             }
@@ -233,35 +253,33 @@ impl Root {
     }
 
     fn drain(&mut self) {
-        let Some(gate) = &self.gate else { return };
-        let cfg = gate.borrow().cfg.clone();
-        let Some(cluster) = cfg.events_cluster.as_deref() else {
+        let Some(t) = &self.events else {
             self.backlog.clear();
             return;
         };
-        while self.in_flight.get() < cfg.max_events_in_flight {
+        while self.in_flight < t.max_in_flight {
             let Some(ev) = self.backlog.pop_front() else {
                 break;
             };
             let headers = vec![
                 (":method", "POST"),
-                (":path", cfg.events_path.as_str()),
-                (":authority", cfg.events_authority.as_str()),
+                (":path", t.path.as_str()),
+                (":authority", t.authority.as_str()),
                 ("content-type", "application/json"),
             ];
-            match self.dispatch_http_call(
-                cluster,
+            match hostcalls::dispatch_http_call(
+                &t.cluster,
                 headers,
                 Some(&ev),
                 vec![],
                 Duration::from_secs(2),
             ) {
-                Ok(_) => self.in_flight.set(self.in_flight.get() + 1),
+                Ok(_) => self.in_flight += 1,
                 Err(_) => self.metrics.inc(self.metrics.events_dropped),
             }
         }
         // Bounded backlog: beyond it events are dropped and counted.
-        while self.backlog.len() > cfg.max_events_in_flight * 4 {
+        while self.backlog.len() > t.max_in_flight * 4 {
             self.backlog.pop_front();
             self.metrics.inc(self.metrics.events_dropped);
         }
@@ -328,6 +346,12 @@ impl RootContext for Root {
         }
         self.metrics = Rc::new(Metrics::define());
         self.queue = self.register_shared_queue(EVENTS_QUEUE);
+        self.events = cfg.events_cluster.clone().map(|cluster| EventsTarget {
+            cluster,
+            path: cfg.events_path.clone(),
+            authority: cfg.events_authority.clone(),
+            max_in_flight: cfg.max_events_in_flight,
+        });
         self.gate = Some(Rc::new(RefCell::new(Gate::new(engine, cfg))));
         // Keys are fetched from the first tick on (calls cannot be made while configuring),
         // or at once by the first request that needs them.
@@ -380,24 +404,7 @@ impl Context for Http {
         };
         let (now, nanos) = self.now();
         let doc = jwks_response(self, body_size);
-        let m = self.metrics.clone();
-        match doc {
-            Some(doc) => match self.gate.borrow_mut().install_jwks(&issuer, &doc) {
-                Ok(_) => {
-                    m.inc(m.jwks_fetch_ok);
-                    publish_jwks(&issuer, now, &doc);
-                }
-                Err(e) => {
-                    m.inc(m.jwks_fetch_failed);
-                    hostcalls::log(
-                        LogLevel::Warn,
-                        &format!("gatehouse: JWKS for `{issuer}` rejected: {e}"),
-                    )
-                    .ok();
-                }
-            },
-            None => m.inc(m.jwks_fetch_failed),
-        }
+        accept_fetch(&self.gate, &self.metrics, &issuer, now, doc);
         let step = self.gate.borrow_mut().on_headers(head, now, nanos, false);
         if let Action::Continue = self.head_step(step) {
             self.resume_http_request();
