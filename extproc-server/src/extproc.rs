@@ -42,8 +42,7 @@ pub struct Exchange {
     recorded: bool,
     status: Option<u16>,
     content_type: String,
-    masked: usize,
-    mask_rules: Vec<String>,
+    tally: crate::mask::Tally,
     response_chunks: usize,
     sse: Option<crate::sse::SseMasker>,
 }
@@ -341,22 +340,15 @@ impl Shared {
                 if x.content_type.starts_with("text/event-stream") {
                     let sse = x.sse.get_or_insert_with(Default::default);
                     let out = sse.chunk(&self.engine, p, &body, end);
-                    x.masked = sse.masked;
-                    x.mask_rules.clone_from(&sse.rules);
+                    x.tally.clone_from(&sse.tally);
                     out
                 } else if !x.content_type.contains("json") {
                     // Plain text (error pages and the like): masked as text.
                     let (m, hits) = self.engine.mask_text(p, &String::from_utf8_lossy(&body));
-                    x.masked += hits.len();
+                    x.tally.note(&hits);
                     m.into_bytes()
                 } else {
-                    match crate::mask::mask_json(
-                        &self.engine,
-                        p,
-                        &body,
-                        &mut x.masked,
-                        &mut x.mask_rules,
-                    ) {
+                    match crate::mask::mask_json(&self.engine, p, &body, &mut x.tally) {
                         Some(b) => b,
                         None if dry_run => Vec::new(),
                         None => {
@@ -403,7 +395,7 @@ impl Shared {
             "bundle": h.bundle,
             "request": {"path": x.path, "prompt": x.prompt},
             "decision": x.decision,
-            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.masked, "mask_rules": x.mask_rules,
+            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.tally.masked, "mask_rules": x.tally.rules,
                 "dry_run": self.engine.policy(&h.policy).is_some_and(|p| p.policy.dry_run)},
         }));
     }

@@ -8,7 +8,8 @@
 //! of the same kind just before it, or at the end of the stream. Events with whole texts
 //! (`message_start`, `response.completed`, ...) have every string masked.
 
-use policy_engine::engine::{CompiledPolicy, MaskHit};
+use crate::mask::{mask_value, Tally};
+use policy_engine::engine::CompiledPolicy;
 use policy_engine::stream::StreamMasker;
 use policy_engine::Engine;
 use serde_json::{json, Value};
@@ -41,8 +42,7 @@ pub struct SseMasker {
     streams: BTreeMap<String, Stream>,
     /// Last OpenAI chunk, as the template of a flush chunk.
     chat_template: Option<Value>,
-    pub masked: usize,
-    pub rules: Vec<String>,
+    pub tally: Tally,
 }
 
 fn event_bytes(name: Option<&str>, data: &str) -> String {
@@ -53,30 +53,6 @@ fn event_bytes(name: Option<&str>, data: &str) -> String {
 }
 
 impl SseMasker {
-    fn note(&mut self, hits: &[MaskHit]) {
-        self.masked += hits.len();
-        for h in hits {
-            if !self.rules.contains(&h.rule) {
-                self.rules.push(h.rule.clone());
-            }
-        }
-    }
-
-    fn walk(&mut self, engine: &Engine, cp: &CompiledPolicy, v: &mut Value) {
-        match v {
-            Value::String(s) => {
-                let (m, hits) = engine.mask_text(cp, s);
-                if !hits.is_empty() {
-                    self.note(&hits);
-                    *s = m;
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| self.walk(engine, cp, x)),
-            Value::Object(o) => o.values_mut().for_each(|x| self.walk(engine, cp, x)),
-            _ => {}
-        }
-    }
-
     /// Feed a delta to its stream; returns the text to send now.
     fn push(
         &mut self,
@@ -98,7 +74,7 @@ impl SseMasker {
         let mut s = self.streams.remove(key)?;
         let rest = s.masker.finish(engine, cp);
         let hits = std::mem::take(&mut s.masker.hits);
-        self.note(&hits);
+        self.tally.note(&hits);
         Some((s.kind, rest))
     }
 
@@ -177,7 +153,7 @@ impl SseMasker {
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
             // Not JSON: mask it as text (whole event; no known stream to hold it in).
             let (m, hits) = engine.mask_text(cp, data);
-            self.note(&hits);
+            self.tally.note(&hits);
             return event_bytes(name, &m);
         };
         let mut before = String::new();
@@ -210,7 +186,7 @@ impl SseMasker {
                     );
                     v["delta"][f] = Value::from(sent);
                 }
-                None => self.walk(engine, cp, &mut v),
+                None => mask_value(engine, cp, &mut v, &mut self.tally),
             }
         } else if ty == "content_block_stop" {
             let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -238,10 +214,10 @@ impl SseMasker {
             for (kind, rest) in self.flush_matching(engine, cp, &format!("{stream_id}|")) {
                 before.push_str(&self.flush_event(&kind, &rest));
             }
-            self.walk(engine, cp, &mut v);
+            mask_value(engine, cp, &mut v, &mut self.tally);
         } else {
             // Whole texts (message_start, response.completed, errors, ...): mask every string.
-            self.walk(engine, cp, &mut v);
+            mask_value(engine, cp, &mut v, &mut self.tally);
         }
         before.push_str(&event_bytes(name, &v.to_string()));
         before
@@ -396,7 +372,7 @@ impl SseMasker {
             } else if !line.is_empty() {
                 // Unknown field: masked as text, never passed raw.
                 let (m, hits) = engine.mask_text(cp, line);
-                self.note(&hits);
+                self.tally.note(&hits);
                 other.push_str(&m);
                 other.push('\n');
             }
