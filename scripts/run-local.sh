@@ -19,7 +19,7 @@ fi
 $bin dev init --bundle "${GATEHOUSE_BUNDLE:-policies/default.yaml}" --dir $dir --upstream "$upstream_hostport"
 $bin serve --bundle $dir/bundle.yaml --handoff-key-file $dir/handoff.key --mask-key-file $dir/mask.key \
   --store $dir/store --grpc 127.0.0.1:18081 --http 127.0.0.1:18082 & pids+=($!)
-envoy -c $dir/envoy.yaml --log-level warn --concurrency "${GATEHOUSE_ENVOY_WORKERS:-2}" & pids+=($!)
+GATEHOUSE_HANDOFF_KEY=$(cat $dir/handoff.key) envoy -c $dir/envoy.yaml --log-level warn --concurrency "${GATEHOUSE_ENVOY_WORKERS:-2}" & pids+=($!)
 for _ in $(seq 100); do
   curl -fs -o /dev/null http://127.0.0.1:9901/ready && break; sleep 0.1
 done
@@ -30,7 +30,8 @@ Gatehouse is listening on http://127.0.0.1:10000 (upstream: $upstream_hostport)
   curl -s http://127.0.0.1:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" \\
     -H 'content-type: application/json' \\
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
-Session log: curl -s http://127.0.0.1:18082/v1/sessions
+Session log (auditors only): curl -s http://127.0.0.1:18082/v1/sessions \\
+    -H "authorization: Bearer \$($bin token --sub audrey --group auditors)"
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"

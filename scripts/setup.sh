@@ -27,7 +27,7 @@ if ! command -v envoy >/dev/null || ! envoy --version 2>/dev/null | grep -q "1.4
 fi
 
 if [ "$want" = test ] || [ "$want" = bench ]; then
-  python3 -c "import pytest, requests, openai, anthropic" 2>/dev/null || {
+  python3 -c "import pytest, requests, openai, anthropic, h2" 2>/dev/null || {
     echo "setup: installing test dependencies (pytest, requests, openai, anthropic)"
     python3 -m pip install -q -r tests/requirements.txt
   }

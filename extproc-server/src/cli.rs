@@ -146,7 +146,7 @@ fn run_case(engine: &Engine, t: &TestCase) -> Result<(), String> {
         t.identity.claims.clone().into_iter().collect(),
     );
     let body = serde_json::to_vec(&t.request.body).unwrap_or_default();
-    let d = engine.decide(&caller, &t.request.path, &body);
+    let d = engine.decide(&caller, &t.request.method, &t.request.path, &body);
     let mut problems = Vec::new();
     if d.verdict.as_str() != t.expect.verdict {
         problems.push(format!(
@@ -254,7 +254,7 @@ pub fn policy(cmd: PolicyCmd) -> ExitCode {
                         break;
                     }
                 }
-                let d = engine.decide(&caller, &path, &body);
+                let d = engine.decide(&caller, "POST", &path, &body);
                 let out = json!({
                     "bundle": {"name": engine.bundle.metadata.name, "digest": engine.digest},
                     "caller": {"principal": principal, "groups": groups},
@@ -330,6 +330,19 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// Write a secret: created readable and writable by its owner only.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}
+
 /// The dev bundle: the given bundle plus the dev issuer, trusted only by the local stack.
 pub fn dev_bundle(mut b: Bundle, kp: &RS256KeyPair) -> Bundle {
     let c = kp.public_key().to_components();
@@ -376,15 +389,15 @@ pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
     let key_path = dir.join("dev-issuer.pem");
     if !key_path.exists() {
         let kp = RS256KeyPair::generate(2048)?;
-        std::fs::write(&key_path, kp.to_pem()?)?;
+        write_private(&key_path, kp.to_pem()?.as_bytes())?;
     }
     let handoff = dir.join("handoff.key");
     if !handoff.exists() {
-        std::fs::write(&handoff, random_hex(32))?;
+        write_private(&handoff, random_hex(32).as_bytes())?;
     }
     let mask_key = dir.join("mask.key");
     if !mask_key.exists() {
-        std::fs::write(&mask_key, random_hex(32))?;
+        write_private(&mask_key, random_hex(32).as_bytes())?;
     }
     let kp = dev_key(&dir)?;
     let src = std::fs::read_to_string(&bundle)
@@ -401,7 +414,9 @@ pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
     let (ih, ip) = idp.rsplit_once(':').context("--idp must be host:port")?;
     let filter_cfg = json!({
         "bundle": yaml,
-        "handoff_key": std::fs::read_to_string(&handoff)?.trim(),
+        // The key reaches the Wasm VM through Envoy's environment (the template's
+        // `host_env_keys`), so it never shows in the config dump.
+        "handoff_key_env": "GATEHOUSE_HANDOFF_KEY",
         "events_cluster": "gatehouse_http",
         "max_body_bytes": 1048576,
     });
@@ -436,19 +451,79 @@ struct Limit {
     limit: Option<usize>,
 }
 
-/// The server's HTTP API: decision events from the filter, the session log, health.
+/// The server's HTTP API: decision events from the filter (signed by it), the session log
+/// (for auditors named in the bundle), health.
 pub fn http_api(shared: Arc<Shared>) -> Router {
-    async fn events(State(s): State<Arc<Shared>>, Json(mut ev): Json<Value>) -> Json<Value> {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    fn error(status: StatusCode, message: &str) -> Response {
+        (status, Json(json!({"error": {"message": message}}))).into_response()
+    }
+    async fn events(
+        State(s): State<Arc<Shared>>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Response {
+        let sig = headers
+            .get(policy_engine::wire::H_EVENT_SIGNATURE)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !policy_engine::wire::verify(
+            &s.handoff_key,
+            policy_engine::wire::Domain::Event,
+            &body,
+            sig,
+        ) {
+            return error(StatusCode::UNAUTHORIZED, "event signature does not verify");
+        }
+        let Ok(mut ev) = serde_json::from_slice::<Value>(&body) else {
+            return error(StatusCode::BAD_REQUEST, "event is not JSON");
+        };
         if let Value::Object(o) = &mut ev {
             o.insert("source".into(), Value::from("filter"));
         }
         s.store.append(ev);
-        Json(json!({"ok": true}))
+        Json(json!({"ok": true})).into_response()
     }
-    async fn sessions(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Json<Value> {
-        Json(Value::Array(
-            s.store.recent(q.limit.unwrap_or(100).min(10_000)),
-        ))
+    async fn sessions(
+        State(s): State<Arc<Shared>>,
+        headers: HeaderMap,
+        Query(q): Query<Limit>,
+    ) -> Response {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let Some(token) = token else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token of an auditor is required",
+            );
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(u64::MAX);
+        match s.engine.authenticate(token.trim(), now) {
+            Err(e) => error(
+                StatusCode::UNAUTHORIZED,
+                &format!("authentication failed: {e}"),
+            ),
+            Ok(c) if !s.engine.bundle.audit.admits(&c) => error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "`{}` is not an auditor of this gateway (bundle `audit`)",
+                    c.principal
+                ),
+            ),
+            Ok(_) => Json(Value::Array(
+                s.store.recent(q.limit.unwrap_or(100).min(10_000)),
+            ))
+            .into_response(),
+        }
     }
     async fn health(State(s): State<Arc<Shared>>) -> Json<Value> {
         Json(json!({"status": "ok", "bundle": s.engine.digest}))
@@ -545,7 +620,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             );
         };
         let mut decide = || {
-            let d = engine.decide(&caller, "/v1/chat/completions", &body);
+            let d = engine.decide(&caller, "POST", "/v1/chat/completions", &body);
             assert_eq!(
                 d.verdict,
                 policy_engine::Verdict::Allow,

@@ -3,7 +3,11 @@
 //! contains personal data (so masking has something to do) followed by an echo of the prompt.
 //!
 //! Response headers report what the upstream saw, so tests can prove the gateway stripped
-//! its own headers and the caller's token before forwarding.
+//! its own headers and the caller's token before forwarding. Like a real model server behind
+//! a permissive framework, it answers every path and method; it also remembers every request
+//! it received (`GET /__demo/received`, on its own port only), so tests can prove that a
+//! refused request never reached it. With `x-demo-extras: 1` its answers also carry the canned
+//! personal data in `logprobs`, in reasoning fields and as an object key.
 
 use axum::{
     body::Body,
@@ -14,7 +18,61 @@ use axum::{
     Json, Router,
 };
 use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Requests received, newest last (bounded).
+static RECEIVED: Mutex<VecDeque<Value>> = Mutex::new(VecDeque::new());
+const RECEIVED_MAX: usize = 2000;
+
+/// Remember a request: method, path, and its body as text (decoded when gzip/deflate).
+async fn record(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    if parts.uri.path() != "/__demo/received" {
+        let enc = parts
+            .headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok());
+        let plain = policy_engine::wire::decode_body(enc, &bytes, 64 << 20)
+            .unwrap_or_else(|_| bytes.to_vec());
+        if let Ok(mut r) = RECEIVED.lock() {
+            r.push_back(json!({
+                "method": parts.method.as_str(),
+                "path": parts.uri.to_string(),
+                "body": String::from_utf8_lossy(&plain),
+            }));
+            while r.len() > RECEIVED_MAX {
+                r.pop_front();
+            }
+        }
+    }
+    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+async fn received() -> Json<Value> {
+    let list = RECEIVED
+        .lock()
+        .map(|r| r.iter().cloned().collect())
+        .unwrap_or_default();
+    Json(Value::Array(list))
+}
+
+/// Any other path or method: served, as a permissive server would.
+async fn anything(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    json_response(
+        json!({"object": "demo.echo", "method": method.as_str(), "path": uri.to_string()}),
+        seen_headers(&headers, None),
+    )
+}
 
 /// The canned part of every answer.
 pub const CANNED: &str =
@@ -139,7 +197,7 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
     let enc = headers
         .get("content-encoding")
         .and_then(|v| v.to_str().ok());
-    let body = gatehouse_filter::gate::decode(enc, &body, 16 << 20).unwrap_or_default();
+    let body = policy_engine::wire::decode_body(enc, &body, 16 << 20).unwrap_or_default();
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -156,6 +214,10 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let created = 1_764_000_000u64;
+    let extras = headers.get("x-demo-extras").is_some();
+    if extras {
+        return with_extras(&api, stream, &model, &text, seen);
+    }
     match api.as_str() {
         "chat/completions" if stream => {
             let mut ev = Vec::new();
@@ -236,6 +298,47 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
     }
 }
 
+/// Answers that carry the canned e-mail address outside the message text: as logprobs
+/// tokens, in reasoning fields, and as an object key.
+fn with_extras(
+    api: &str,
+    stream: bool,
+    model: &str,
+    text: &str,
+    seen: Vec<(&'static str, HeaderValue)>,
+) -> Response {
+    let email = "jane.doe@example.com";
+    let pieces = ["jane", ".doe", "@", "example", ".com"];
+    let logprobs = json!({"content": pieces.iter().map(|t| json!({
+        "token": t, "logprob": -0.1, "bytes": t.as_bytes(),
+        "top_logprobs": [{"token": t, "logprob": -0.1, "bytes": t.as_bytes()}]})).collect::<Vec<_>>()});
+    match (api, stream) {
+        ("chat/completions", true) => {
+            let mut ev = Vec::new();
+            for (i, p) in pieces.iter().enumerate() {
+                let lp = json!({"content": [{"token": p, "logprob": -0.1, "bytes": p.as_bytes(), "top_logprobs": []}]});
+                let c = json!({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {"reasoning_content": p, "content": if i == 0 { text } else { "" }},
+                        "logprobs": lp, "finish_reason": null}]});
+                ev.push(format!("data: {c}\n\n"));
+            }
+            let last = json!({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            ev.push(format!("data: {last}\n\n"));
+            ev.push("data: [DONE]\n\n".into());
+            sse(ev, seen)
+        }
+        _ => json_response(
+            json!({"id": "chatcmpl-demo", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
+                    "reasoning_content": format!("the address is {email}")},
+                    "logprobs": logprobs, "finish_reason": "stop"}],
+                "metadata": {email: "contact"}}),
+            seen,
+        ),
+    }
+}
+
 async fn models(headers: HeaderMap) -> Response {
     json_response(
         json!({"object": "list", "data": [
@@ -250,4 +353,7 @@ pub fn router() -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/{*api}", post(openai))
+        .route("/__demo/received", get(received))
+        .fallback(anything)
+        .layer(axum::middleware::from_fn(record))
 }

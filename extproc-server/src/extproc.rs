@@ -2,7 +2,7 @@
 //! Gatehouse headers before the upstream sees them, masks responses and records the session.
 
 use crate::store::Store;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
     processing_mode::BodySendMode, ProcessingMode,
@@ -14,7 +14,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HeadersResponse, HttpHeaders, ImmediateResponse,
     ProcessingRequest, ProcessingResponse,
 };
-use gatehouse_filter::gate::{error_body, sign, Handoff, HEADER_PREFIX, H_IDENTITY, H_SIGNATURE};
+use policy_engine::extract::Api;
+use policy_engine::routes::RouteMatch;
+use policy_engine::wire::{self, Handoff, HandoffError, H_IDENTITY, H_SIGNATURE};
 use policy_engine::Engine;
 use serde_json::{json, Value};
 use std::pin::Pin;
@@ -34,8 +36,13 @@ pub struct Shared {
 #[derive(Default)]
 pub struct Exchange {
     handoff: Option<Handoff>,
+    method: String,
     path: String,
+    /// The route's API (error shape) and the model it names, once the route is known.
+    api: Option<Api>,
+    route_model: Option<String>,
     request_id: String,
+    client_request_id: Option<String>,
     content_encoding: Option<String>,
     decision: Option<Value>,
     prompt: Option<Value>,
@@ -47,18 +54,21 @@ pub struct Exchange {
     sse: Option<crate::sse::SseMasker>,
 }
 
-fn header(h: &HttpHeaders, name: &str) -> Option<String> {
+/// A header's value as bytes (Envoy sends `raw_value`; older versions `value`).
+fn header_bytes<'a>(h: &'a HttpHeaders, name: &str) -> Option<&'a [u8]> {
     h.headers.as_ref()?.headers.iter().find_map(|hv| {
-        if hv.key.eq_ignore_ascii_case(name) {
-            if hv.raw_value.is_empty() {
-                Some(hv.value.clone())
-            } else {
-                String::from_utf8(hv.raw_value.clone()).ok()
-            }
+        let value = if hv.raw_value.is_empty() {
+            hv.value.as_bytes()
         } else {
-            None
-        }
+            hv.raw_value.as_slice()
+        };
+        hv.key.eq_ignore_ascii_case(name).then_some(value)
     })
+}
+
+/// A header's value, decoded lossily: bytes that are not UTF-8 match nothing they should not.
+fn header(h: &HttpHeaders, name: &str) -> Option<String> {
+    header_bytes(h, name).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn set_header(key: &str, value: &str) -> HeaderValueOption {
@@ -72,7 +82,7 @@ fn set_header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn immediate(path: &str, status: u16, code: &str, message: &str) -> ProcessingResponse {
+fn immediate(api: Api, status: u16, code: &str, message: &str) -> ProcessingResponse {
     ProcessingResponse {
         response: Some(Response::ImmediateResponse(ImmediateResponse {
             status: Some(HttpStatus {
@@ -82,7 +92,7 @@ fn immediate(path: &str, status: u16, code: &str, message: &str) -> ProcessingRe
                 set_headers: vec![set_header("content-type", "application/json")],
                 ..Default::default()
             }),
-            body: error_body(path, u32::from(status), code, message),
+            body: wire::error_body(api, status, code, message),
             details: format!("gatehouse_{code}"),
             ..Default::default()
         })),
@@ -90,34 +100,38 @@ fn immediate(path: &str, status: u16, code: &str, message: &str) -> ProcessingRe
     }
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX)
+}
+
+impl Exchange {
+    fn api(&self) -> Api {
+        self.api.unwrap_or(Api::ChatCompletions)
+    }
+
+    /// A refusal in the API's shape, naming the request id.
+    fn refuse(&self, status: u16, code: &str, message: &str) -> ProcessingResponse {
+        let msg = if self.request_id.is_empty() {
+            message.to_owned()
+        } else {
+            format!("{message} (request id {})", self.request_id)
+        };
+        immediate(self.api(), status, code, &msg)
+    }
+}
+
 impl Shared {
     /// Verify the identity hand-off the filter signed.
-    fn verify_handoff(&self, h: &HttpHeaders) -> Result<Handoff, &'static str> {
-        let blob = header(h, H_IDENTITY).ok_or("missing identity hand-off")?;
-        let sig = header(h, H_SIGNATURE).ok_or("missing identity signature")?;
-        let want = sign(&self.handoff_key, &blob);
-        // Constant-time comparison of the two hex strings.
-        let same = want.len() == sig.len()
-            && want
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return Err("identity signature does not verify");
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(blob)
-            .map_err(|_| "identity is not base64url")?;
-        let h: Handoff = serde_json::from_slice(&raw).map_err(|_| "identity is not valid JSON")?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(u64::MAX);
-        if h.expires_at < now {
-            return Err("identity hand-off has expired");
-        }
-        Ok(h)
+    fn verify_handoff(&self, h: &HttpHeaders) -> Result<Handoff, HandoffError> {
+        Handoff::decode(
+            &self.handoff_key,
+            header_bytes(h, H_IDENTITY),
+            header_bytes(h, H_SIGNATURE),
+            now_secs(),
+        )
     }
 
     /// Handle one message of the stream; returns the response to send.
@@ -132,36 +146,60 @@ impl Shared {
     }
 
     fn request_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
+        x.method = header(h, ":method").unwrap_or_default();
         x.path = header(h, ":path").unwrap_or_default();
-        x.request_id = header(h, gatehouse_filter::gate::H_REQUEST_ID).unwrap_or_default();
+        x.api = Some(wire::api_for_errors(&self.engine, &x.method, &x.path));
+        x.request_id = header(h, wire::H_REQUEST_ID).unwrap_or_default();
+        x.client_request_id = header(h, wire::H_CLIENT_REQUEST_ID);
         x.content_encoding = header(h, "content-encoding");
         let handoff = match self.verify_handoff(h) {
             Ok(v) => v,
             Err(why) => {
                 // Reached without the filter (or forged): fail closed.
                 self.store.append(json!({
-                    "kind": "refused_by_server", "path": x.path, "reason": why,
+                    "kind": "refused_by_server", "path": x.path, "reason": why.to_string(),
                 }));
-                return immediate(
-                    &x.path,
+                return x.refuse(
                     403,
                     "identity_handoff",
                     &format!("gateway refused the request: {why}"),
                 );
             }
         };
-        if handoff.bundle != self.engine.digest {
-            tracing::warn!(filter = %handoff.bundle, server = %self.engine.digest, "bundle digests differ between filter and server");
+        // The two halves must run the same bundle: a hand-off for another digest or an
+        // unknown policy is refused, never decided under rules the filter did not apply.
+        if handoff.bundle != self.engine.digest || self.engine.policy(&handoff.policy).is_none() {
+            tracing::warn!(filter = %handoff.bundle, server = %self.engine.digest, policy = %handoff.policy, "hand-off for a bundle or policy this server does not run");
+            self.store.append(json!({
+                "kind": "refused_by_server", "path": x.path, "request_id": x.request_id,
+                "reason": "bundle_mismatch", "filter_bundle": handoff.bundle, "server_bundle": self.engine.digest,
+            }));
+            return x.refuse(
+                503,
+                "bundle_mismatch",
+                "the gateway's filter and server run different policy bundles; retry shortly",
+            );
+        }
+        // The server enforces the route allow-list as well: it is reachable only through the
+        // filter, but decides nothing on a route the filter would not have passed.
+        match self.engine.route(&x.method, &x.path) {
+            RouteMatch::Refused(r) => return x.refuse(r.status, r.code, &r.message),
+            RouteMatch::Passthrough if !h.end_of_stream => {
+                return x.refuse(400, "malformed_request", "this route takes no request body")
+            }
+            RouteMatch::Passthrough => {}
+            RouteMatch::Inference { model, .. } => x.route_model = model,
         }
         // Strip every Gatehouse header: the upstream sees none of them.
         let remove: Vec<String> = h
             .headers
             .iter()
             .flat_map(|m| m.headers.iter())
-            .filter(|hv| hv.key.to_ascii_lowercase().starts_with(HEADER_PREFIX))
+            .filter(|hv| wire::is_gatehouse_header(hv.key.as_bytes()))
             .map(|hv| hv.key.clone())
             .collect();
         // The request body is needed to hold it for approval and to record the prompt.
+        // (Only inference routes get here with a body: pass-through ones with one were refused.)
         let needs_body = !h.end_of_stream
             && self.engine.policy(&handoff.policy).is_some_and(|p| {
                 p.policy.record.prompts
@@ -212,26 +250,24 @@ impl Shared {
         let Some(cp) = self.engine.policy(&h.policy) else {
             return pass;
         };
-        let Some(api) = policy_engine::extract::Api::from_path(&x.path) else {
-            return pass;
+        let RouteMatch::Inference { api, model } = self.engine.route(&x.method, &x.path) else {
+            return x.refuse(400, "malformed_request", "this route takes no request body");
         };
-        let decoded =
-            match gatehouse_filter::gate::decode(x.content_encoding.as_deref(), body, 8 << 20) {
-                Ok(d) => d,
-                Err(e) => return immediate(&x.path, 400, "malformed_request", &e),
-            };
-        let (json, ex) = match policy_engine::extract::extract_bytes(api, &decoded) {
+        let decoded = match wire::decode_body(x.content_encoding.as_deref(), body, 8 << 20) {
+            Ok(d) => d,
+            Err(e) => return x.refuse(400, "malformed_request", &e),
+        };
+        let (json, ex) = match self.engine.extract(cp, api, model.as_deref(), &decoded) {
             Ok(v) => v,
-            Err(e) => return immediate(&x.path, 400, "malformed_request", &e.to_string()),
+            Err(e) => return x.refuse(e.status(), "malformed_request", &e.to_string()),
         };
-        let d = self.engine.decide_extracted(cp, &json, &ex);
+        let d = self.engine.decide_extracted(cp, &ex);
         if cp.policy.record.prompts {
-            let segs: Vec<Value> = ex
-                .segments
-                .iter()
-                .map(|s| json!({"field": s.field, "text": self.engine.redact_for_record(cp, &s.text)}))
-                .collect();
-            x.prompt = Some(json!({"model": ex.model, "stream": ex.stream, "segments": segs}));
+            x.prompt = Some(json!({
+                "model": ex.model,
+                "stream": ex.stream,
+                "body": self.engine.redact_json(cp, &json),
+            }));
         }
         x.decision = serde_json::to_value(&d).ok();
         match d.enforced() {
@@ -243,13 +279,12 @@ impl Shared {
                 );
                 x.status = Some(403);
                 self.record(x);
-                immediate(&x.path, 403, "approval_required", &msg)
+                immediate(x.api(), 403, "approval_required", &msg)
             }
             policy_engine::Verdict::Block | policy_engine::Verdict::Deny => {
                 x.status = Some(d.status);
                 self.record(x);
-                immediate(
-                    &x.path,
+                x.refuse(
                     d.status,
                     d.rules.first().map(String::as_str).unwrap_or("blocked"),
                     &d.message,
@@ -287,13 +322,12 @@ impl Shared {
             let encoding = header(h, "content-encoding").unwrap_or_default();
             if !encoding.is_empty() && encoding != "identity" {
                 // Never pass a response through unscanned.
-                return immediate(&x.path, 502, "unmaskable_response", &format!("upstream response uses content-encoding `{encoding}`, which the masker cannot read"));
+                return x.refuse(502, "unmaskable_response", &format!("upstream response uses content-encoding `{encoding}`, which the masker cannot read"));
             }
             let streamed = x.content_type.starts_with("text/event-stream");
             let readable = x.content_type.contains("json") || x.content_type.starts_with("text/");
             if !streamed && !readable {
-                return immediate(
-                    &x.path,
+                return x.refuse(
                     502,
                     "unmaskable_response",
                     "upstream response has a content type the masker cannot read",
@@ -352,8 +386,7 @@ impl Shared {
                         Some(b) => b,
                         None if dry_run => Vec::new(),
                         None => {
-                            return immediate(
-                                &x.path,
+                            return x.refuse(
                                 502,
                                 "unmaskable_response",
                                 "upstream response is not valid JSON and cannot be masked",
@@ -390,10 +423,11 @@ impl Shared {
         self.store.append(json!({
             "kind": "session",
             "request_id": x.request_id,
+            "client_request_id": x.client_request_id,
             "identity": identity(h),
             "policy": h.policy,
             "bundle": h.bundle,
-            "request": {"path": x.path, "prompt": x.prompt},
+            "request": {"method": x.method, "path": x.path, "prompt": x.prompt},
             "decision": x.decision,
             "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.tally.masked, "mask_rules": x.tally.rules,
                 "dry_run": self.engine.policy(&h.policy).is_some_and(|p| p.policy.dry_run)},
@@ -484,18 +518,56 @@ mod tests {
         }
     }
 
-    fn handoff(key: &[u8], expires_at: u64) -> (String, String) {
-        let h = Handoff {
+    fn digest() -> &'static str {
+        static D: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        D.get_or_init(|| shared().0.engine.digest.clone())
+    }
+
+    fn handoff_for(key: &[u8], expires_at: u64, bundle: &str) -> (String, String) {
+        Handoff {
             issuer: "idp".into(),
             principal: "alice".into(),
             groups: vec!["eng".into()],
             policy: "engineering".into(),
-            bundle: "sha256:x".into(),
+            bundle: bundle.into(),
             expires_at,
+            leeway: 0,
+        }
+        .encode(key)
+    }
+
+    fn handoff(key: &[u8], expires_at: u64) -> (String, String) {
+        handoff_for(key, expires_at, digest())
+    }
+
+    #[test]
+    fn unknown_bundle_and_routes_are_refused_by_the_server_too() {
+        let (s, _) = shared();
+        let (blob, sig) = handoff_for(KEY, u64::MAX, "sha256:another-bundle");
+        let mut x = Exchange::default();
+        let h = |m: &str, p: &str, b: &str, sg: &str| {
+            let pairs = [
+                (":method", m),
+                (":path", p),
+                (H_IDENTITY, b),
+                (H_SIGNATURE, sg),
+            ];
+            headers(&pairs, false)
         };
-        let blob = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap());
-        let sig = sign(key, &blob);
-        (blob, sig)
+        let r = s
+            .handle(&mut x, h("POST", "/v1/chat/completions", &blob, &sig))
+            .unwrap();
+        assert_eq!(status_of(&r), Some(503), "digest mismatch");
+        let (blob, sig) = handoff(KEY, u64::MAX);
+        for (m, p, want) in [
+            ("PUT", "/v1/chat/completions", 405),
+            ("POST", "/api/generate", 404),
+            ("GET", "/v1/models", 400),
+        ] {
+            let mut x = Exchange::default();
+            let r = s.handle(&mut x, h(m, p, &blob, &sig)).unwrap();
+            assert_eq!(status_of(&r), Some(want), "{m} {p}");
+        }
     }
 
     pub(super) fn status_of(r: &ProcessingResponse) -> Option<i32> {
@@ -510,7 +582,13 @@ mod tests {
         let (s, store) = shared();
         let mut x = Exchange::default();
         let r = s
-            .handle(&mut x, headers(&[(":path", "/v1/chat/completions")], false))
+            .handle(
+                &mut x,
+                headers(
+                    &[(":method", "POST"), (":path", "/v1/chat/completions")],
+                    false,
+                ),
+            )
             .unwrap();
         assert_eq!(status_of(&r), Some(403));
         let (blob, _) = handoff(KEY, u64::MAX);
@@ -521,6 +599,7 @@ mod tests {
                 &mut x,
                 headers(
                     &[
+                        (":method", "POST"),
                         (":path", "/v1/chat/completions"),
                         (H_IDENTITY, &blob),
                         (H_SIGNATURE, &forged_sig),
@@ -537,6 +616,7 @@ mod tests {
                 &mut x,
                 headers(
                     &[
+                        (":method", "POST"),
                         (":path", "/v1/chat/completions"),
                         (H_IDENTITY, &blob),
                         (H_SIGNATURE, &sig),
@@ -559,6 +639,7 @@ mod tests {
                 &mut x,
                 headers(
                     &[
+                        (":method", "POST"),
                         (":path", "/v1/chat/completions"),
                         (H_IDENTITY, &blob),
                         (H_SIGNATURE, &sig),
@@ -598,6 +679,7 @@ mod tests {
             &mut x,
             headers(
                 &[
+                    (":method", "POST"),
                     (":path", "/v1/chat/completions"),
                     (H_IDENTITY, &blob),
                     (H_SIGNATURE, &sig),
@@ -624,7 +706,7 @@ mod tests {
         assert_eq!(status_of(&r), Some(403));
         let rec = store.recent(1).pop().unwrap();
         assert_eq!(rec["decision"]["verdict"], "require_approval");
-        let text = rec["request"]["prompt"]["segments"][0]["text"]
+        let text = rec["request"]["prompt"]["body"]["messages"][0]["content"]
             .as_str()
             .unwrap();
         assert_eq!(text, "merger memo for [EMAIL]");
@@ -662,6 +744,7 @@ policies:
                 policy: "watch".into(),
                 bundle: "b".into(),
                 expires_at: u64::MAX,
+                leeway: 0,
             }),
             content_type: "application/json".into(),
             ..Default::default()
@@ -707,6 +790,7 @@ mod fail_closed_tests {
                 policy: "engineering".into(),
                 bundle: "b".into(),
                 expires_at: u64::MAX,
+                leeway: 0,
             }),
             ..Default::default()
         };

@@ -1,6 +1,7 @@
-//! Response masking for buffered JSON bodies: every string value of the response is masked
-//! (keys are left alone), whatever the API, so no output field is missed. Streamed (SSE)
-//! responses are masked by `sse.rs`.
+//! Response masking for buffered JSON bodies: every string value and every key of the
+//! response is masked, whatever the API, so no output field is missed, and token-level
+//! detail that could rebuild a masked value (`logprobs`, token ids) is withheld. Streamed
+//! (SSE) responses are masked by `sse.rs`.
 
 use policy_engine::engine::{CompiledPolicy, MaskHit};
 use policy_engine::Engine;
@@ -11,6 +12,8 @@ use serde_json::Value;
 pub struct Tally {
     pub masked: usize,
     pub rules: Vec<String>,
+    /// Token-level fields withheld.
+    pub withheld: usize,
 }
 
 impl Tally {
@@ -24,7 +27,7 @@ impl Tally {
     }
 }
 
-/// Mask every string inside `v` (object keys are left alone).
+/// Mask every string and key inside `v`; withhold token-level detail.
 pub fn mask_value(engine: &Engine, p: &CompiledPolicy, v: &mut Value, tally: &mut Tally) {
     match v {
         Value::String(s) => {
@@ -35,7 +38,24 @@ pub fn mask_value(engine: &Engine, p: &CompiledPolicy, v: &mut Value, tally: &mu
             }
         }
         Value::Array(a) => a.iter_mut().for_each(|x| mask_value(engine, p, x, tally)),
-        Value::Object(o) => o.values_mut().for_each(|x| mask_value(engine, p, x, tally)),
+        Value::Object(o) => {
+            let entries = std::mem::take(o);
+            for (k, mut x) in entries {
+                if crate::sse::WITHHELD_KEYS.contains(&k.as_str()) && !x.is_null() {
+                    tally.withheld += 1;
+                    x = Value::Null;
+                }
+                mask_value(engine, p, &mut x, tally);
+                let (key, hits) = engine.mask_text(p, &k);
+                tally.note(&hits);
+                // Two keys masked to the same label keep both values.
+                let mut key = key;
+                while o.contains_key(&key) {
+                    key.push('_');
+                }
+                o.insert(key, x);
+            }
+        }
         _ => {}
     }
 }
@@ -51,9 +71,9 @@ pub fn mask_json(
         return Some(Vec::new());
     }
     let mut v: Value = serde_json::from_slice(body).ok()?;
-    let before = tally.masked;
+    let before = (tally.masked, tally.withheld);
     mask_value(engine, p, &mut v, tally);
-    if tally.masked == before {
+    if (tally.masked, tally.withheld) == before {
         return Some(body.to_vec());
     }
     serde_json::to_vec(&v).ok()

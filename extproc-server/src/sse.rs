@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 /// What kind of delta a stream carries, to rebuild a flush event for it.
 #[derive(Clone, Debug)]
 enum Kind {
-    /// OpenAI chat: choice index, field ("content" or "refusal").
-    Chat(u64, &'static str),
+    /// OpenAI chat: choice index, delta field (`content`, `refusal`, `reasoning_content`...).
+    Chat(u64, String),
+    /// OpenAI chat legacy `function_call` arguments: choice index.
+    ChatFunction(u64),
     /// OpenAI chat tool call arguments: choice, tool call index.
     ChatTool(u64, u64),
     /// Completions: choice index.
@@ -43,7 +45,17 @@ pub struct SseMasker {
     /// Last OpenAI chunk, as the template of a flush chunk.
     chat_template: Option<Value>,
     pub tally: Tally,
+    /// Set once the stream was cut (an event over the size bound): nothing more is sent.
+    cut: bool,
 }
+
+/// Largest SSE event the masker buffers; a stream with a bigger one is ended with an error
+/// event rather than buffered without limit.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Keys whose values could rebuild a masked value token by token (OpenAI logprobs, vLLM token
+/// ids): withheld (null) on a policy that masks.
+pub const WITHHELD_KEYS: &[&str] = &["logprobs", "top_logprobs", "token_ids", "prompt_token_ids"];
 
 fn event_bytes(name: Option<&str>, data: &str) -> String {
     match name {
@@ -105,7 +117,15 @@ impl SseMasker {
                     .clone()
                     .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
                 c["choices"] =
-                    json!([{"index": i, "delta": {*field: rest}, "finish_reason": null}]);
+                    json!([{"index": i, "delta": {field.as_str(): rest}, "finish_reason": null}]);
+                event_bytes(None, &c.to_string())
+            }
+            Kind::ChatFunction(i) => {
+                let mut c = self
+                    .chat_template
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
+                c["choices"] = json!([{"index": i, "delta": {"function_call": {"arguments": rest}}, "finish_reason": null}]);
                 event_bytes(None, &c.to_string())
             }
             Kind::ChatTool(i, t) => {
@@ -157,6 +177,8 @@ impl SseMasker {
             return event_bytes(name, &m);
         };
         let mut before = String::new();
+        // Whether a branch below already masked the whole event.
+        let mut whole = false;
         let ty = v
             .get("type")
             .and_then(Value::as_str)
@@ -186,7 +208,10 @@ impl SseMasker {
                     );
                     v["delta"][f] = Value::from(sent);
                 }
-                None => mask_value(engine, cp, &mut v, &mut self.tally),
+                None => {
+                    mask_value(engine, cp, &mut v, &mut self.tally);
+                    whole = true;
+                }
             }
         } else if ty == "content_block_stop" {
             let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -215,8 +240,15 @@ impl SseMasker {
                 before.push_str(&self.flush_event(&kind, &rest));
             }
             mask_value(engine, cp, &mut v, &mut self.tally);
+            whole = true;
         } else {
             // Whole texts (message_start, response.completed, errors, ...): mask every string.
+            mask_value(engine, cp, &mut v, &mut self.tally);
+            whole = true;
+        }
+        if !whole {
+            // Keys, ids and any field not streamed above, whole; token-level detail withheld.
+            // (Streamed fields now hold only text that is safe to send.)
             mask_value(engine, cp, &mut v, &mut self.tally);
         }
         before.push_str(&event_bytes(name, &v.to_string()));
@@ -249,19 +281,58 @@ impl SseMasker {
                 c["text"] = Value::from(sent);
                 continue;
             }
+            // Token-level detail could spell out what the text masks.
+            if let Some(o) = c.as_object_mut() {
+                for k in WITHHELD_KEYS {
+                    if o.contains_key(*k) {
+                        o.insert((*k).to_owned(), Value::Null);
+                    }
+                }
+            }
             let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };
-            for field in ["content", "refusal"] {
-                if let Some(Value::String(piece)) = delta.get(field).cloned() {
-                    let f: &'static str = if field == "content" {
-                        "content"
-                    } else {
-                        "refusal"
-                    };
-                    let sent = self.push(engine, cp, format!("c{i}.{f}"), Kind::Chat(i, f), &piece);
-                    delta.insert(field.into(), Value::from(sent));
+            // Every text field of the delta is a stream of its own: content, refusal, and
+            // whatever reasoning fields a server adds (`reasoning_content`, `reasoning`).
+            let fields: Vec<String> = delta
+                .iter()
+                .filter(|(k, v)| v.is_string() && k.as_str() != "role")
+                .map(|(k, _)| k.clone())
+                .collect();
+            for field in fields {
+                if let Some(Value::String(piece)) = delta.get(&field).cloned() {
+                    let key = format!("c{i}.{field}");
+                    let sent = self.push(engine, cp, key, Kind::Chat(i, field.clone()), &piece);
+                    delta.insert(field, Value::from(sent));
                 }
+            }
+            if let Some(Value::String(piece)) = delta
+                .get("audio")
+                .and_then(|a| a.get("transcript"))
+                .cloned()
+            {
+                let sent = self.push(
+                    engine,
+                    cp,
+                    format!("c{i}.audio"),
+                    Kind::Chat(i, "audio".into()),
+                    &piece,
+                );
+                delta.insert("audio".into(), json!({"transcript": sent}));
+            }
+            if let Some(Value::String(piece)) = delta
+                .get("function_call")
+                .and_then(|f| f.get("arguments"))
+                .cloned()
+            {
+                let sent = self.push(
+                    engine,
+                    cp,
+                    format!("c{i}.fn"),
+                    Kind::ChatFunction(i),
+                    &piece,
+                );
+                delta["function_call"]["arguments"] = Value::from(sent);
             }
             if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
                 for (pos, call) in calls.iter_mut().enumerate() {
@@ -284,16 +355,39 @@ impl SseMasker {
             }
             if finished {
                 // The choice ends here: what is held goes into this very delta.
-                for f in ["content", "refusal"] {
-                    if let Some((_, rest)) = self.flush(engine, cp, &format!("c{i}.{f}")) {
-                        if !rest.is_empty() {
+                let text_keys: Vec<String> = self
+                    .streams
+                    .iter()
+                    .filter(|(k, s)| {
+                        k.starts_with(&format!("c{i}."))
+                            && matches!(s.kind, Kind::Chat(..) | Kind::ChatFunction(_))
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in text_keys {
+                    match self.flush(engine, cp, &k) {
+                        Some((Kind::Chat(_, f), rest)) if !rest.is_empty() && f == "audio" => {
+                            delta.insert(f, json!({"transcript": rest}));
+                        }
+                        Some((Kind::Chat(_, f), rest)) if !rest.is_empty() => {
                             let prev = delta
-                                .get(f)
+                                .get(&f)
                                 .and_then(Value::as_str)
                                 .unwrap_or("")
                                 .to_owned();
-                            delta.insert(f.into(), Value::from(prev + &rest));
+                            delta.insert(f, Value::from(prev + &rest));
                         }
+                        Some((Kind::ChatFunction(_), rest)) if !rest.is_empty() => {
+                            let prev = delta
+                                .get("function_call")
+                                .and_then(|f| f.get("arguments"))
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned();
+                            delta
+                                .insert("function_call".into(), json!({"arguments": prev + &rest}));
+                        }
+                        _ => {}
                     }
                 }
                 let tool_keys: Vec<String> = self
@@ -333,6 +427,9 @@ impl SseMasker {
         bytes: &[u8],
         end: bool,
     ) -> Vec<u8> {
+        if self.cut {
+            return Vec::new();
+        }
         self.buf.extend_from_slice(bytes);
         let mut out = String::new();
         loop {
@@ -345,6 +442,16 @@ impl SseMasker {
             let raw: Vec<u8> = self.buf.drain(..pos + sep).collect();
             let text = String::from_utf8_lossy(&raw[..pos]).into_owned();
             out.push_str(&self.raw_event(engine, cp, &text));
+        }
+        if self.buf.len() > MAX_EVENT_BYTES {
+            // Never buffer without bound, never pass the event unscanned: end the stream.
+            self.cut = true;
+            self.buf.clear();
+            self.streams.clear();
+            let e = json!({"type": "error", "error": {"type": "api_error",
+                "message": format!("the gateway ended the stream: an event exceeded {MAX_EVENT_BYTES} bytes")}});
+            out.push_str(&event_bytes(Some("error"), &e.to_string()));
+            return out.into_bytes();
         }
         if end {
             if !self.buf.is_empty() {

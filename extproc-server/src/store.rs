@@ -42,9 +42,12 @@ impl FileStore {
         let seq = std::fs::read_to_string(&path)
             .map(|s| s.lines().count() as u64)
             .unwrap_or(0);
+        use std::os::unix::fs::OpenOptionsExt;
+        // The log holds who asked what: readable by the server's user only.
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(err)?;
         Ok(FileStore {

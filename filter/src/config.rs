@@ -17,8 +17,14 @@ pub struct FilterConfig {
     /// Longest bearer token considered.
     #[serde(default = "default_max_token")]
     pub max_token_bytes: usize,
-    /// Key for the HMAC over the identity header; the ext_proc server holds the same key.
+    /// Key for the HMAC over the identity header and events; the server holds the same key.
+    /// Prefer `handoff_key_env`: a key given here shows in Envoy's `/config_dump`.
+    #[serde(default)]
     pub handoff_key: String,
+    /// Name of an environment variable of the Wasm VM holding the key (Envoy's
+    /// `vm_config.environment_variables.host_env_keys` passes it from Envoy's environment).
+    #[serde(default)]
+    pub handoff_key_env: Option<String>,
     /// Envoy cluster of the Gatehouse server, for decision events.
     #[serde(default)]
     pub events_cluster: Option<String>,
@@ -53,8 +59,13 @@ fn default_events_inflight() -> usize {
 
 impl FilterConfig {
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let c: FilterConfig =
+        let mut c: FilterConfig =
             serde_json::from_slice(bytes).map_err(|e| format!("filter configuration: {e}"))?;
+        if let Some(var) = &c.handoff_key_env {
+            c.handoff_key = std::env::var(var).map_err(|_| {
+                format!("filter configuration: environment variable `{var}` (handoff_key_env) is not set in the Wasm VM")
+            })?;
+        }
         if c.handoff_key.len() < 16 {
             return Err("filter configuration: handoff_key must be at least 16 bytes".into());
         }

@@ -1,49 +1,25 @@
 //! The filter's decisions, free of any proxy-wasm call so they run and are tested natively.
 //!
 //! `lib.rs` feeds request headers and the buffered body in and carries the outcome out
-//! (a local reply, or headers to set and an optional rewritten body).
+//! (a local reply, or headers to set and an optional rewritten body). The wire contract with
+//! the server (header names, hand-off, error bodies, body coding) is `policy_engine::wire`.
 
 use crate::config::FilterConfig;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use hmac::{Hmac, Mac};
-use policy_engine::extract::Api;
 use policy_engine::identity::TokenError;
+use policy_engine::routes::RouteMatch;
+use policy_engine::wire::{self, Handoff};
 use policy_engine::{Caller, Decision, Engine, Verdict};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::rc::Rc;
 
-/// Headers the filter owns. Inbound ones are removed before anything else happens.
-pub const HEADER_PREFIX: &str = "x-gatehouse-";
-pub const H_IDENTITY: &str = "x-gatehouse-identity";
-pub const H_SIGNATURE: &str = "x-gatehouse-signature";
-pub const H_PRINCIPAL: &str = "x-gatehouse-principal";
-pub const H_POLICY: &str = "x-gatehouse-policy";
-pub const H_BUNDLE: &str = "x-gatehouse-bundle";
-pub const H_REQUEST_ID: &str = "x-gatehouse-request-id";
-pub const H_VERDICT: &str = "x-gatehouse-verdict";
-pub const H_RULES: &str = "x-gatehouse-rules";
+pub use policy_engine::wire::{
+    HEADER_PREFIX, H_BUNDLE, H_CLIENT_REQUEST_ID, H_IDENTITY, H_POLICY, H_PRINCIPAL, H_REQUEST_ID,
+    H_RULES, H_SIGNATURE, H_VERDICT,
+};
 
-/// What the identity header carries to the ext_proc server (base64url JSON, HMAC-signed).
-/// It is computed once per verified token; the request id travels in its own header.
-///
-/// It is set in the headers phase: proxy-wasm pauses on request headers stop every later
-/// filter until the body is complete, so the filter lets headers go on once the caller is
-/// known and decides the body in the body phase (a block is then a local reply).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Handoff {
-    pub issuer: String,
-    pub principal: String,
-    pub groups: Vec<String>,
-    pub policy: String,
-    pub bundle: String,
-    /// Token expiry: the server refuses a hand-off older than the token it came from.
-    pub expires_at: u64,
-}
-
-/// The request facts the gate needs from the headers.
+/// The request facts the gate needs from the headers. Values were read as bytes and decoded
+/// lossily: a header that is not UTF-8 cannot match anything it should not.
 #[derive(Debug, Default, Clone)]
 pub struct RequestHead {
     pub method: String,
@@ -175,50 +151,39 @@ pub struct Gate {
     pub engine: Engine,
     pub cfg: FilterConfig,
     pub cache: TokenCache,
+    /// Fresh entropy for request ids (from the host at start), and a counter.
+    id_seed: [u8; 32],
+    id_counter: u64,
 }
 
-/// Which error format the caller's SDK expects.
-fn is_anthropic(path: &str) -> bool {
-    Api::from_path(path) == Some(Api::AnthropicMessages)
-}
-
-/// An error body in the API's own shape, so SDKs raise a normal API error.
-pub fn error_body(path: &str, status: u32, code: &str, message: &str) -> Vec<u8> {
-    let v = if is_anthropic(path) {
-        let t = match status {
-            401 => "authentication_error",
-            403 => "permission_error",
-            413 => "request_too_large",
-            404 => "not_found_error",
-            500..=599 => "api_error",
-            _ => "invalid_request_error",
-        };
-        json!({"type": "error", "error": {"type": t, "message": message}})
-    } else {
-        let t = match status {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            500..=599 => "server_error",
-            _ => "invalid_request_error",
-        };
-        json!({"error": {"message": message, "type": t, "param": null, "code": code}})
-    };
-    serde_json::to_vec(&v).unwrap_or_default()
-}
-
-fn new_request_id(seed: &str, now_nanos: u128) -> String {
-    let h = Sha256::digest(format!("{seed}:{now_nanos}").as_bytes());
-    hex::encode(&h[..12])
+/// A caller-supplied `x-request-id` worth keeping for correlation: short, printable ASCII.
+fn client_request_id(id: Option<&str>) -> Option<String> {
+    id.filter(|r| !r.is_empty() && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
 }
 
 impl Gate {
     pub fn new(engine: Engine, cfg: FilterConfig) -> Self {
+        let mut id_seed = [0u8; 32];
+        // Without host entropy the ids are still unique per VM (clock and counter), only
+        // guessable; they are never used as credentials.
+        let _ = getrandom::getrandom(&mut id_seed);
         Gate {
             engine,
             cfg,
             cache: TokenCache::default(),
+            id_seed,
+            id_counter: 0,
         }
+    }
+
+    /// A new random request id: the caller's `x-request-id` is never used as one.
+    fn new_request_id(&mut self, now_nanos: u128) -> String {
+        self.id_counter += 1;
+        let mut seed = self.id_seed.to_vec();
+        seed.extend_from_slice(&self.id_counter.to_le_bytes());
+        seed.extend_from_slice(&now_nanos.to_le_bytes());
+        wire::request_id(&seed)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -238,10 +203,11 @@ impl Gate {
             (H_REQUEST_ID.to_owned(), request_id.to_owned()),
         ];
         headers.extend(extra);
+        let api = wire::api_for_errors(&self.engine, &head.method, &head.path);
         Reply {
             status,
             headers,
-            body: error_body(&head.path, status, code, &msg),
+            body: wire::error_body(api, status as u16, code, &msg),
             event,
         }
     }
@@ -292,6 +258,7 @@ impl Gate {
         json!({
             "kind": "filter_decision",
             "request_id": request_id,
+            "client_request_id": client_request_id(head.request_id.as_deref()),
             "method": head.method,
             "path": head.path,
             "status": status,
@@ -300,6 +267,22 @@ impl Gate {
             "identity": caller.map(|c| json!({"issuer": c.issuer, "principal": c.principal, "groups": c.groups})),
             "decision": d,
         })
+    }
+
+    /// A refusal with its decision event.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &self,
+        head: &RequestHead,
+        request_id: &str,
+        caller: Option<&Caller>,
+        status: u32,
+        (code, reason): (&str, &str),
+        message: &str,
+        extra: Vec<(String, String)>,
+    ) -> Reply {
+        let ev = self.event(request_id, head, caller, status, None, reason);
+        self.reply(head, request_id, status, code, message, extra, ev)
     }
 
     /// The JWKS endpoint of the issuer of `head`'s token, if it has one.
@@ -340,7 +323,7 @@ impl Gate {
         Ok(n)
     }
 
-    /// Headers phase: identity, policy selection, and what the body phase must do.
+    /// Headers phase: identity, policy selection, the route, and what the body phase must do.
     /// `may_fetch`: an unknown key id may trigger a JWKS fetch (false on the retry after it).
     pub fn on_headers(
         &mut self,
@@ -349,11 +332,7 @@ impl Gate {
         now_nanos: u128,
         may_fetch: bool,
     ) -> HeadStep {
-        let request_id = head
-            .request_id
-            .clone()
-            .filter(|r| !r.is_empty() && r.len() <= 128)
-            .unwrap_or_else(|| new_request_id(&head.path, now_nanos));
+        let request_id = self.new_request_id(now_nanos);
         let auth = self.authenticate(&head, now);
         if may_fetch && matches!(auth, Err(TokenError::UnknownKey)) {
             if let Some(t) = self.fetch_target(&head) {
@@ -381,65 +360,86 @@ impl Gate {
         };
         let caller = &verified.caller;
         let Some((_, clamps)) = &verified.policy else {
-            let ev = self.event(&request_id, &head, Some(caller), 403, None, "no_policy");
             let msg = format!("no policy admits principal `{}`", caller.principal);
-            return HeadStep::Reply(self.reply(
+            return HeadStep::Reply(self.refuse(
                 &head,
                 &request_id,
+                Some(caller),
                 403,
-                "no_policy",
+                ("no_policy", "no_policy"),
                 &msg,
                 vec![],
-                ev,
             ));
         };
         // A completion limit may rewrite the body, so its length is not known yet.
         let clamps = *clamps;
         let mut headers = verified.handoff.clone();
         headers.push((H_REQUEST_ID.to_owned(), request_id.clone()));
-        if Api::from_path(&head.path).is_none() || head.method != "POST" {
-            // Not an inference call (e.g. GET /v1/models): identity checked, no body rules.
-            return HeadStep::Continue {
-                headers,
-                drop_content_length: false,
-                body: None,
-            };
+        if let Some(id) = client_request_id(head.request_id.as_deref()) {
+            headers.push((H_CLIENT_REQUEST_ID.to_owned(), id));
+        }
+        match self.engine.route(&head.method, &head.path) {
+            RouteMatch::Refused(r) => {
+                let extra = r
+                    .allow
+                    .map(|a| ("allow".to_owned(), a))
+                    .into_iter()
+                    .collect();
+                return HeadStep::Reply(self.refuse(
+                    &head,
+                    &request_id,
+                    Some(caller),
+                    u32::from(r.status),
+                    (r.code, "route"),
+                    &r.message,
+                    extra,
+                ));
+            }
+            RouteMatch::Passthrough if head.has_body => {
+                return HeadStep::Reply(self.refuse(
+                    &head,
+                    &request_id,
+                    Some(caller),
+                    400,
+                    ("malformed_request", "body_on_passthrough"),
+                    "this route takes no request body",
+                    vec![],
+                ));
+            }
+            RouteMatch::Passthrough => {
+                // Identity checked; no body, nothing else to decide.
+                return HeadStep::Continue {
+                    headers,
+                    drop_content_length: false,
+                    body: None,
+                };
+            }
+            RouteMatch::Inference { .. } => {}
         }
         if !head.has_body {
-            let ev = self.event(&request_id, &head, Some(caller), 400, None, "empty_body");
-            return HeadStep::Reply(self.reply(
+            return HeadStep::Reply(self.refuse(
                 &head,
                 &request_id,
+                Some(caller),
                 400,
-                "malformed_request",
+                ("malformed_request", "empty_body"),
                 "inference request has no body",
                 vec![],
-                ev,
             ));
         }
         if let Some(enc) = head.content_encoding.as_deref() {
-            if !matches!(
-                enc.trim().to_ascii_lowercase().as_str(),
-                "gzip" | "deflate" | "identity" | "x-gzip"
-            ) {
-                let ev = self.event(
-                    &request_id,
+            if !wire::encoding_supported(enc.as_bytes()) {
+                let msg = format!(
+                    "content-encoding `{enc}` is not supported (use gzip, deflate or identity)"
+                );
+                return HeadStep::Reply(self.refuse(
                     &head,
+                    &request_id,
                     Some(caller),
                     415,
-                    None,
-                    "content_encoding",
-                );
-                return HeadStep::Reply(self.reply(
-                    &head,
-                    &request_id,
-                    415,
-                    "unsupported_content_encoding",
-                    &format!(
-                        "content-encoding `{enc}` is not supported (use gzip, deflate or identity)"
-                    ),
+                    ("unsupported_content_encoding", "content_encoding"),
+                    &msg,
                     vec![],
-                    ev,
                 ));
             }
         }
@@ -458,58 +458,46 @@ impl Gate {
     /// unread (`body` may then be empty).
     pub fn on_body(&mut self, p: Pending, total: usize, body: &[u8]) -> Outcome {
         let head = &p.head;
+        let caller = Some(&p.caller.caller);
         if total > self.cfg.max_body_bytes || body.len() > self.cfg.max_body_bytes {
-            let ev = self.event(
-                &p.request_id,
-                head,
-                Some(&p.caller.caller),
-                413,
-                None,
-                "body_too_large",
-            );
-            return Outcome::Reply(self.reply(
+            let msg = format!("request body exceeds {} bytes", self.cfg.max_body_bytes);
+            return Outcome::Reply(self.refuse(
                 head,
                 &p.request_id,
+                caller,
                 413,
-                "request_too_large",
-                &format!("request body exceeds {} bytes", self.cfg.max_body_bytes),
+                ("request_too_large", "body_too_large"),
+                &msg,
                 vec![],
-                ev,
             ));
         }
-        let decoded = match decode(
+        let decoded = match wire::decode_body(
             head.content_encoding.as_deref(),
             body,
             self.cfg.max_decoded_bytes,
         ) {
             Ok(d) => d,
             Err(msg) => {
-                let ev = self.event(
-                    &p.request_id,
-                    head,
-                    Some(&p.caller.caller),
-                    400,
-                    None,
-                    "bad_encoding",
-                );
-                return Outcome::Reply(self.reply(
+                return Outcome::Reply(self.refuse(
                     head,
                     &p.request_id,
+                    caller,
                     400,
-                    "malformed_request",
+                    ("malformed_request", "bad_encoding"),
                     &msg,
                     vec![],
-                    ev,
-                ));
+                ))
             }
         };
-        let d = self.engine.decide(&p.caller.caller, &head.path, &decoded);
+        let d = self
+            .engine
+            .decide(&p.caller.caller, &head.method, &head.path, &decoded);
         let enforced = d.enforced();
         if matches!(enforced, Verdict::Block | Verdict::Deny) {
             let ev = self.event(
                 &p.request_id,
                 head,
-                Some(&p.caller.caller),
+                caller,
                 u32::from(d.status),
                 Some(&d),
                 "policy",
@@ -529,23 +517,32 @@ impl Gate {
                 ev,
             ));
         }
-        let body = d.clamp.as_ref().and_then(|(field, max)| {
-            let mut v: Value = serde_json::from_slice(&decoded).ok()?;
-            v.as_object_mut()?.insert(field.clone(), Value::from(*max));
-            let plain = serde_json::to_vec(&v).ok()?;
-            encode(head.content_encoding.as_deref(), &plain).ok()
-        });
+        let body = if d.clamp.is_empty() {
+            None
+        } else {
+            let rewritten = policy_engine::json::parse_strict(&decoded)
+                .ok()
+                .and_then(|mut v| policy_engine::limits::apply(&mut v, &d.clamp).then_some(v))
+                .and_then(|v| serde_json::to_vec(&v).ok())
+                .and_then(|plain| wire::encode_body(head.content_encoding.as_deref(), &plain).ok());
+            match rewritten {
+                Some(b) => Some(b),
+                None => {
+                    return Outcome::Reply(self.refuse(
+                        head,
+                        &p.request_id,
+                        caller,
+                        400,
+                        ("malformed_request", "limit_rewrite"),
+                        "the output limit could not be written into the request",
+                        vec![],
+                    ))
+                }
+            }
+        };
         // Dry run: what would have been refused is recorded, not enforced.
-        let event = (d.verdict != enforced).then(|| {
-            self.event(
-                &p.request_id,
-                head,
-                Some(&p.caller.caller),
-                200,
-                Some(&d),
-                "dry_run",
-            )
-        });
+        let event = (d.verdict != enforced)
+            .then(|| self.event(&p.request_id, head, caller, 200, Some(&d), "dry_run"));
         Outcome::Forward(Forward {
             headers: vec![(H_VERDICT.to_owned(), d.verdict.as_str().to_owned())],
             body,
@@ -556,6 +553,12 @@ impl Gate {
 
     /// Headers handed to the ext_proc server: readable ones and the signed identity.
     fn handoff_headers(&self, c: &Caller, policy: &str) -> Vec<(String, String)> {
+        let leeway = self
+            .engine
+            .issuers
+            .iter()
+            .find(|i| i.issuer.name == c.issuer || i.issuer.issuer == c.issuer)
+            .map_or(0, |i| i.issuer.leeway_seconds);
         let h = Handoff {
             issuer: c.issuer.clone(),
             principal: c.principal.clone(),
@@ -563,9 +566,9 @@ impl Gate {
             policy: policy.to_owned(),
             bundle: self.engine.digest.clone(),
             expires_at: c.expires_at,
+            leeway,
         };
-        let blob = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap_or_default());
-        let sig = sign(self.cfg.handoff_key.as_bytes(), &blob);
+        let (blob, sig) = h.encode(self.cfg.handoff_key.as_bytes());
         vec![
             (H_IDENTITY.to_owned(), blob),
             (H_SIGNATURE.to_owned(), sig),
@@ -574,59 +577,10 @@ impl Gate {
             (H_BUNDLE.to_owned(), self.engine.digest.clone()),
         ]
     }
-}
 
-/// HMAC-SHA256 of the identity blob, hex. Shared by the filter and the server.
-pub fn sign(key: &[u8], blob: &str) -> String {
-    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mut m) => {
-            m.update(blob.as_bytes());
-            hex::encode(m.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
-}
-
-/// Re-encode a rewritten body with the request's content-encoding.
-pub fn encode(enc: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
-    use std::io::Write;
-    let enc = enc.map(|e| e.trim().to_ascii_lowercase());
-    let err = |e: std::io::Error| e.to_string();
-    match enc.as_deref() {
-        None | Some("identity") | Some("") => Ok(body.to_vec()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            w.write_all(body).map_err(err)?;
-            w.finish().map_err(err)
-        }
-        Some("deflate") => {
-            let mut w = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-            w.write_all(body).map_err(err)?;
-            w.finish().map_err(err)
-        }
-        Some(other) => Err(format!("content-encoding `{other}` is not supported")),
-    }
-}
-
-/// Decode a request body per its content-encoding, bounded by `max` decoded bytes.
-pub fn decode(enc: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, String> {
-    let enc = enc.map(|e| e.trim().to_ascii_lowercase());
-    let mut out = Vec::new();
-    let limit = max as u64 + 1;
-    let res = match enc.as_deref() {
-        None | Some("identity") | Some("") => return Ok(body.to_vec()),
-        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        Some("deflate") => flate2::read::ZlibDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        Some(other) => return Err(format!("content-encoding `{other}` is not supported")),
-    };
-    match res {
-        Ok(_) if out.len() > max => Err(format!("decoded request body exceeds {max} bytes")),
-        Ok(_) => Ok(out),
-        Err(e) => Err(format!("request body could not be decoded: {e}")),
+    /// Sign an event for the server's `/v1/events`.
+    pub fn sign_event(&self, body: &[u8]) -> String {
+        wire::sign(self.cfg.handoff_key.as_bytes(), wire::Domain::Event, body)
     }
 }
 
@@ -736,8 +690,13 @@ policies:
         assert_eq!(g.cache.len(), 1);
         let blob = &headers.iter().find(|(k, _)| k == H_IDENTITY).unwrap().1;
         let sig = &headers.iter().find(|(k, _)| k == H_SIGNATURE).unwrap().1;
-        assert_eq!(sign(b"0123456789abcdef0123", blob), *sig);
-        let h: Handoff = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(blob).unwrap()).unwrap();
+        let h = Handoff::decode(
+            b"0123456789abcdef0123",
+            Some(blob.as_bytes()),
+            Some(sig.as_bytes()),
+            now(),
+        )
+        .unwrap();
         assert_eq!((h.principal.as_str(), h.policy.as_str()), ("alice", "eng"));
         // A second request with the same token is served from the cache.
         let _ = g.on_headers(head(Some(t), "/v1/chat/completions"), now(), 0, false);
@@ -794,7 +753,7 @@ policies:
         h.content_encoding = Some("gzip".into());
         let p = pending(&mut g, h);
         let plain = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"SWORDFISH? no: swordfish"}]}"#;
-        let gz = encode(Some("gzip"), plain).unwrap();
+        let gz = wire::encode_body(Some("gzip"), plain).unwrap();
         let Outcome::Reply(r) = g.on_body(p, gz.len(), &gz) else {
             panic!()
         };
@@ -809,13 +768,83 @@ policies:
         let p = pending(&mut g, h);
         let plain =
             br#"{"model":"gpt-4o","max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}"#;
-        let gz = encode(Some("gzip"), plain).unwrap();
+        let gz = wire::encode_body(Some("gzip"), plain).unwrap();
         let Outcome::Forward(f) = g.on_body(p, gz.len(), &gz) else {
             panic!()
         };
-        let new = decode(Some("gzip"), &f.body.unwrap(), 1 << 20).unwrap();
+        let new = wire::decode_body(Some("gzip"), &f.body.unwrap(), 1 << 20).unwrap();
         let v: Value = serde_json::from_slice(&new).unwrap();
         assert_eq!(v["max_tokens"], 100);
+    }
+
+    fn reply_of(step: HeadStep) -> Reply {
+        match step {
+            HeadStep::Reply(r) => r,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_listed_routes_and_methods_pass() {
+        let mut g = gate();
+        let t = Some(token(&["eng"]));
+        for (method, path, status) in [
+            ("PUT", "/v1/chat/completions", 405),
+            ("GET", "/v1/chat/completions", 405),
+            ("POST", "/v1/chat%2Fcompletions", 404),
+            ("POST", "/V1/chat/completions", 404),
+            ("POST", "/v1/chat/completions;x", 404),
+            ("POST", "/api/generate", 404),
+            ("POST", "/v1/chat/completions?stream=true", 400),
+        ] {
+            let mut h = head(t.clone(), path);
+            h.method = method.into();
+            let r = reply_of(g.on_headers(h, now(), 0, false));
+            assert_eq!(r.status, status, "{method} {path}");
+            assert_eq!(r.event["reason"], "route");
+            if status == 405 {
+                assert!(r.headers.iter().any(|(k, v)| k == "allow" && v == "POST"));
+            }
+        }
+        // A body-less metadata route passes with identity checked, without a body phase.
+        let mut h = head(t.clone(), "/v1/models");
+        h.method = "GET".into();
+        h.has_body = false;
+        assert!(matches!(
+            g.on_headers(h.clone(), now(), 0, false),
+            HeadStep::Continue { body: None, .. }
+        ));
+        h.has_body = true;
+        assert_eq!(reply_of(g.on_headers(h, now(), 0, false)).status, 400);
+    }
+
+    #[test]
+    fn request_ids_are_fresh_and_the_callers_is_kept_apart() {
+        let mut g = gate();
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                let HeadStep::Continue { headers, .. } = g.on_headers(
+                    head(Some(token(&["eng"])), "/v1/chat/completions"),
+                    now(),
+                    0,
+                    false,
+                ) else {
+                    panic!()
+                };
+                assert!(headers
+                    .iter()
+                    .any(|(k, v)| k == H_CLIENT_REQUEST_ID && v == "rid-1"));
+                headers
+                    .iter()
+                    .find(|(k, _)| k == H_REQUEST_ID)
+                    .unwrap()
+                    .1
+                    .clone()
+            })
+            .collect();
+        assert!(ids.iter().all(|i| i != "rid-1" && i.len() == 24));
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
     }
 
     #[test]

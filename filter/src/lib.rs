@@ -6,7 +6,7 @@
 pub mod config;
 pub mod gate;
 
-use gate::{Gate, HeadStep, Outcome, Pending, RequestHead, HEADER_PREFIX};
+use gate::{Gate, HeadStep, Outcome, Pending, RequestHead};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
@@ -132,8 +132,8 @@ fn fetch(ctx: &dyn Context, t: &gate::FetchTarget) -> Result<u32, proxy_wasm::ty
 
 /// Read a JWKS call's response; the document when it is a 200.
 fn jwks_response(ctx: &dyn Context, body_size: usize) -> Option<Vec<u8>> {
-    let status = ctx.get_http_call_response_header(":status");
-    if status.as_deref() != Some("200") {
+    let status = ctx.get_http_call_response_header_bytes(":status");
+    if status.as_deref() != Some(b"200".as_slice()) {
         return None;
     }
     ctx.get_http_call_response_body(0, body_size)
@@ -261,11 +261,18 @@ impl Root {
             let Some(ev) = self.backlog.pop_front() else {
                 break;
             };
+            // Events are signed: the server accepts none it did not get from a filter.
+            let sig = self
+                .gate
+                .as_ref()
+                .map(|g| g.borrow().sign_event(&ev))
+                .unwrap_or_default();
             let headers = vec![
                 (":method", "POST"),
                 (":path", t.path.as_str()),
                 (":authority", t.authority.as_str()),
                 ("content-type", "application/json"),
+                (policy_engine::wire::H_EVENT_SIGNATURE, sig.as_str()),
             ];
             match hostcalls::dispatch_http_call(
                 &t.cluster,
@@ -376,6 +383,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             queue: self.queue,
             pending: None,
+            buffered: 0,
             awaiting_keys: None,
             response_headers: Vec::new(),
         }))
@@ -391,6 +399,8 @@ struct Http {
     metrics: Rc<Metrics>,
     queue: u32,
     pending: Option<Pending>,
+    /// Size of the request body buffered so far.
+    buffered: usize,
     /// Headers paused while the token issuer's JWKS is fetched: (issuer, headers).
     awaiting_keys: Option<(String, RequestHead)>,
     /// Headers echoed to the client on the response (request id, policy, verdict).
@@ -495,58 +505,24 @@ impl Http {
         }
     }
 
-    fn set_request_headers(&mut self, headers: &[(String, String)]) {
-        for (k, v) in headers {
-            self.set_http_request_header(k, Some(v));
-            if k == gate::H_REQUEST_ID || k == gate::H_POLICY {
-                self.response_headers.push((k.clone(), v.clone()));
-            }
-        }
-    }
-}
-
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        // Never trust an inbound x-gatehouse-* header: they are ours alone.
-        for (name, _) in self.get_http_request_headers_bytes() {
-            if name.len() >= HEADER_PREFIX.len()
-                && name[..HEADER_PREFIX.len()].eq_ignore_ascii_case(HEADER_PREFIX)
-            {
-                self.set_http_request_header(&name, None);
-            }
-        }
-        let head = RequestHead {
-            method: self.get_http_request_header(":method").unwrap_or_default(),
-            path: self.get_http_request_header(":path").unwrap_or_default(),
-            authorization: self.get_http_request_header("authorization"),
-            content_encoding: self.get_http_request_header("content-encoding"),
-            request_id: self.get_http_request_header("x-request-id"),
-            has_body: !end_of_stream,
-        };
-        let (now, nanos) = self.now();
-        let step = self.gate.borrow_mut().on_headers(head, now, nanos, true);
-        // The caller's credential goes no further than the gateway.
-        self.set_http_request_header("authorization", None);
-        self.head_step(step)
+    /// A request header's value, read as bytes (the SDK's string getter panics on a value
+    /// that is not UTF-8) and decoded lossily.
+    fn header(&self, name: &str) -> Option<String> {
+        self.get_http_request_header_bytes(name)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(p) = self.pending.take() else {
-            return Action::Continue;
-        };
+    /// Decide the complete body (`size` bytes buffered) and carry the outcome out.
+    fn decide_body(&mut self, p: Pending, size: usize) -> Action {
         let max = self.gate.borrow().cfg.max_body_bytes;
-        if !end_of_stream && body_size <= max {
-            self.pending = Some(p);
-            return Action::Pause;
-        }
         let started = self.now().1;
         // Past the limit the body is not even read: it is refused as soon as it crosses it.
-        let body = if body_size > max {
+        let body = if size > max {
             Default::default()
         } else {
-            self.get_http_request_body(0, body_size).unwrap_or_default()
+            self.get_http_request_body(0, size).unwrap_or_default()
         };
-        let o = self.gate.borrow_mut().on_body(p, body_size, &body);
+        let o = self.gate.borrow_mut().on_body(p, size, &body);
         let took = (self.now().1.saturating_sub(started) / 1000) as u64;
         let _ = hostcalls::record_metric(self.metrics.decision_us, took);
         match o {
@@ -564,11 +540,67 @@ impl HttpContext for Http {
                     }
                 }
                 if let Some(new) = f.body {
-                    self.set_http_request_body(0, body_size, &new);
+                    self.set_http_request_body(0, size, &new);
                 }
                 Action::Continue
             }
         }
+    }
+
+    fn set_request_headers(&mut self, headers: &[(String, String)]) {
+        for (k, v) in headers {
+            self.set_http_request_header(k, Some(v));
+            if k == gate::H_REQUEST_ID || k == gate::H_POLICY {
+                self.response_headers.push((k.clone(), v.clone()));
+            }
+        }
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        // Never trust an inbound x-gatehouse-* header: they are ours alone.
+        for (name, _) in self.get_http_request_headers_bytes() {
+            if policy_engine::wire::is_gatehouse_header(name.as_bytes()) {
+                self.set_http_request_header(&name, None);
+            }
+        }
+        let head = RequestHead {
+            method: self.header(":method").unwrap_or_default(),
+            path: self.header(":path").unwrap_or_default(),
+            authorization: self.header("authorization"),
+            content_encoding: self.header("content-encoding"),
+            request_id: self.header("x-request-id"),
+            has_body: !end_of_stream,
+        };
+        let (now, nanos) = self.now();
+        let step = self.gate.borrow_mut().on_headers(head, now, nanos, true);
+        // The caller's credential goes no further than the gateway.
+        self.set_http_request_header("authorization", None);
+        self.head_step(step)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(p) = self.pending.take() else {
+            return Action::Continue;
+        };
+        self.buffered = body_size;
+        let max = self.gate.borrow().cfg.max_body_bytes;
+        if !end_of_stream && body_size <= max {
+            self.pending = Some(p);
+            return Action::Pause;
+        }
+        self.decide_body(p, body_size)
+    }
+
+    /// Trailers end the body (HTTP/2, gRPC-style clients): the body buffered so far is all
+    /// there is, and it is decided now, before anything goes on.
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        let Some(p) = self.pending.take() else {
+            return Action::Continue;
+        };
+        let size = self.buffered;
+        self.decide_body(p, size)
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {

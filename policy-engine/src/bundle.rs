@@ -27,6 +27,15 @@ pub struct Bundle {
     /// A caller no policy admits is denied (403).
     #[serde(default)]
     pub policies: Vec<Policy>,
+    /// The route allow-list; without it, OpenAI's and Anthropic's public routes.
+    #[serde(default)]
+    pub routes: crate::routes::Routes,
+    /// How request content is inspected.
+    #[serde(default)]
+    pub inspection: Inspection,
+    /// Who may read the session log through the server's HTTP API.
+    #[serde(default)]
+    pub audit: Audit,
     /// Test cases run by `gatehouse policy test`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestCase>,
@@ -42,6 +51,46 @@ pub struct Metadata {
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// Who may read the session log: a caller with a token from a trusted issuer whose principal
+/// or groups are listed. Nobody, when both lists are empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+}
+
+impl Audit {
+    pub fn admits(&self, c: &crate::Caller) -> bool {
+        self.principals.contains(&c.principal) || c.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
+/// How request content is inspected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Inspection {
+    /// Media types (`image/*`, `audio/wav`) whose inline content is not scanned, provided the
+    /// bytes carry that type's file signature. Anything else inline is decoded and scanned as
+    /// text, or refused (415) when it is not text.
+    #[serde(default = "default_opaque_media")]
+    pub opaque_media: Vec<String>,
+}
+
+fn default_opaque_media() -> Vec<String> {
+    vec!["image/*".into(), "audio/*".into()]
+}
+
+impl Default for Inspection {
+    fn default() -> Self {
+        Inspection {
+            opaque_media: default_opaque_media(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -296,7 +345,13 @@ pub struct TestIdentity {
 pub struct TestRequest {
     #[serde(default = "default_path")]
     pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
     pub body: serde_json::Value,
+}
+
+fn default_method() -> String {
+    "POST".into()
 }
 
 fn default_path() -> String {

@@ -1,13 +1,15 @@
 //! A compiled bundle and the decisions it makes.
 
-use crate::bundle::{Bundle, MaskStyle, OverLimit, Policy, RuleAction};
+use crate::bundle::{Bundle, MaskStyle, Policy, RuleAction};
 use crate::detectors;
 use crate::diag::BundleErrors;
-use crate::extract::{self, Api, Extracted};
+use crate::extract::{self, Api, ExtractError, Extracted};
 use crate::identity::{self, Caller, Jwk, TokenError};
 use crate::load;
 use crate::matcher::{BuildError, Hit, PatternSet, Spec, SpecKind};
 use crate::normalize::{fold, normalize};
+use crate::routes::RouteMatch;
+use crate::scan::{widen, PromptText};
 use crate::tokens::{self, Encoding, PromptTokens};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -59,8 +61,9 @@ pub struct Decision {
     pub status: u16,
     /// True when the policy is in dry-run mode: decided and recorded, not enforced.
     pub dry_run: bool,
-    /// New value for the max-output-tokens field when a limit clamps it.
-    pub clamp: Option<(String, u64)>,
+    /// Output-limit fields (JSON pointers) to rewrite, when a limit clamps them or the
+    /// request named none.
+    pub clamp: Vec<(String, u64)>,
     pub prompt_tokens: Option<u64>,
     pub model: Option<String>,
     pub api: Option<&'static str>,
@@ -96,13 +99,44 @@ impl Decision {
             message,
             status,
             dry_run: false,
-            clamp: None,
+            clamp: Vec::new(),
             prompt_tokens: None,
             model: None,
             api: None,
         }
     }
 }
+
+/// Spans of allow-list matches, answering "does one of them cover this hit" in O(log n).
+struct AllowSpans {
+    /// (start, end) sorted by start.
+    spans: Vec<(usize, usize)>,
+    /// Largest end among `spans[..=i]`.
+    max_end: Vec<usize>,
+}
+
+impl AllowSpans {
+    fn new(mut spans: Vec<(usize, usize)>) -> Self {
+        spans.sort_unstable();
+        let mut m = 0;
+        let max_end = spans
+            .iter()
+            .map(|(_, e)| {
+                m = m.max(*e);
+                m
+            })
+            .collect();
+        AllowSpans { spans, max_end }
+    }
+
+    fn covers(&self, h: &Hit) -> bool {
+        let n = self.spans.partition_point(|(s, _)| *s <= h.start);
+        n > 0 && self.max_end[n - 1] >= h.end
+    }
+}
+
+/// Most findings one decision lists.
+const MAX_FINDINGS: usize = 64;
 
 /// Errors building an engine from a valid bundle (a pattern set the automata reject).
 #[derive(Debug, thiserror::Error)]
@@ -468,8 +502,28 @@ impl Engine {
         self.policies.iter().find(|p| admits(&p.policy, caller))
     }
 
-    /// Decide a request for `caller` on `path` with raw JSON `body`.
-    pub fn decide(&self, caller: &Caller, path: &str, body: &[u8]) -> Decision {
+    /// Where `method` `path` goes under this bundle's routes.
+    pub fn route(&self, method: &str, path: &str) -> RouteMatch {
+        self.bundle.routes.resolve(method, path)
+    }
+
+    /// Parse and extract an inference request body for policy `cp`.
+    pub fn extract(
+        &self,
+        cp: &CompiledPolicy,
+        api: Api,
+        route_model: Option<&str>,
+        body: &[u8],
+    ) -> Result<(serde_json::Value, Extracted), ExtractError> {
+        let opts = extract::Options {
+            opaque_media: &self.bundle.inspection.opaque_media,
+            encoding: cp.encoding,
+        };
+        extract::extract_bytes(api, body, route_model, &opts)
+    }
+
+    /// Decide a request for `caller`: `method` `path` with raw JSON `body`.
+    pub fn decide(&self, caller: &Caller, method: &str, path: &str, body: &[u8]) -> Decision {
         let Some(cp) = self.select(caller) else {
             return Decision::refuse(
                 Verdict::Deny,
@@ -480,26 +534,31 @@ impl Engine {
                 format!("no policy admits principal `{}`", caller.principal),
             );
         };
-        let mut d = match Api::from_path(path) {
-            None => Decision::refuse(
+        let mut d = match self.route(method, path) {
+            RouteMatch::Refused(r) => {
+                Decision::refuse(Verdict::Block, r.status, r.code, "route", "", r.message)
+            }
+            RouteMatch::Passthrough => Decision::refuse(
                 Verdict::Block,
-                404,
-                "unknown_route",
+                400,
+                "malformed_request",
                 "route",
                 "",
-                "not an inference API route".into(),
+                "this route takes no request body".into(),
             ),
-            Some(api) => match extract::extract_bytes(api, body) {
-                Err(e) => Decision::refuse(
-                    Verdict::Block,
-                    400,
-                    "malformed_request",
-                    "body",
-                    "",
-                    e.to_string(),
-                ),
-                Ok((json, x)) => self.decide_extracted(cp, &json, &x),
-            },
+            RouteMatch::Inference { api, model } => {
+                match self.extract(cp, api, model.as_deref(), body) {
+                    Err(e) => Decision::refuse(
+                        Verdict::Block,
+                        e.status(),
+                        "malformed_request",
+                        "body",
+                        "",
+                        e.to_string(),
+                    ),
+                    Ok((_, x)) => self.decide_extracted(cp, &x),
+                }
+            }
         };
         d.policy = Some(cp.policy.id.clone());
         d.dry_run = cp.policy.dry_run;
@@ -507,12 +566,7 @@ impl Engine {
     }
 
     /// Decide an extracted request under a chosen policy.
-    pub fn decide_extracted(
-        &self,
-        cp: &CompiledPolicy,
-        json: &serde_json::Value,
-        x: &Extracted,
-    ) -> Decision {
+    pub fn decide_extracted(&self, cp: &CompiledPolicy, x: &Extracted) -> Decision {
         let p = &cp.policy;
         let mut d = Decision {
             verdict: Verdict::Allow,
@@ -522,7 +576,7 @@ impl Engine {
             message: "allowed".into(),
             status: 200,
             dry_run: p.dry_run,
-            clamp: None,
+            clamp: Vec::new(),
             prompt_tokens: None,
             model: x.model.clone(),
             api: Some(x.api.name()),
@@ -537,11 +591,20 @@ impl Engine {
                 if !d.rules.iter().any(|r| r == rule) {
                     d.rules.push(rule.to_owned());
                 }
-                d.findings.push(Finding {
-                    rule: rule.to_owned(),
-                    field: field.to_owned(),
-                    source: source.to_owned(),
-                });
+                // One finding per rule and field, and a bounded number in all: a body full
+                // of matches must not cost more than one that has a few.
+                if d.findings.len() < MAX_FINDINGS
+                    && !d
+                        .findings
+                        .iter()
+                        .any(|f| f.rule == rule && f.field == field)
+                {
+                    d.findings.push(Finding {
+                        rule: rule.to_owned(),
+                        field: field.to_owned(),
+                        source: source.to_owned(),
+                    });
+                }
             };
         // Model allow-list.
         match &x.model {
@@ -563,25 +626,26 @@ impl Engine {
                 "request names no model".into(),
             ),
         }
-        // Completion limit. A request that names no maximum gets the limit written in; one
-        // that asks for more is clamped or rejected, as the policy says.
-        if let (Some(max), Some(field)) =
-            (p.limits.max_completion_tokens, x.api.max_output_field(json))
-        {
-            match x.max_output_tokens {
-                None => d.clamp = Some((field.to_owned(), max)),
-                Some(a) if a > max => match p.limits.completion_over_limit {
-                    OverLimit::Clamp => d.clamp = Some((field.to_owned(), max)),
-                    OverLimit::Reject => block(
-                        &mut d,
-                        400,
-                        "max_completion_tokens",
-                        "limit",
-                        field,
-                        format!("{field} {a} exceeds the limit of {max}"),
-                    ),
-                },
-                Some(_) => {}
+        // Answers the masker cannot read are not asked for on a policy that masks.
+        if let (true, Some(what)) = (cp.has_masking(), x.unreadable_output) {
+            block(
+                &mut d,
+                400,
+                "unmaskable_output",
+                "body",
+                "",
+                format!(
+                    "policy `{}` masks answers, and {what} output cannot be masked",
+                    p.id
+                ),
+            );
+        }
+        // Completion limit.
+        if let Some(max) = p.limits.max_completion_tokens {
+            if let Err((field, msg)) =
+                crate::limits::completion(x, max, p.limits.completion_over_limit, &mut d.clamp)
+            {
+                block(&mut d, 400, "max_completion_tokens", "limit", &field, msg);
             }
         }
         // Prompt token limit.
@@ -600,62 +664,80 @@ impl Engine {
                 );
             }
         }
-        // Prompt rules.
+        // Prompt rules, over the normalised text of every segment in one pass.
         let mut approvals = Vec::new();
-        // (text variant: 0 normalised / 1 folded, set, hit)
-        let mut hits: Vec<(u8, &PatternSet, Hit)> = Vec::new();
-        let mut scratch = Vec::new();
-        for seg in &x.segments {
-            let norm = normalize(&seg.text);
-            hits.clear();
-            scratch.clear();
-            cp.prompt.exact.scan(norm.as_bytes(), &mut scratch);
-            hits.extend(scratch.iter().map(|h| (0, &cp.prompt.exact, *h)));
-            if !cp.prompt.folded.is_empty() {
-                let folded_text = fold(&norm);
-                scratch.clear();
-                cp.prompt.folded.scan(folded_text.as_bytes(), &mut scratch);
-                hits.extend(scratch.iter().map(|h| (1, &cp.prompt.folded, *h)));
+        let text = match PromptText::build(&x.segments, !cp.prompt.folded.is_empty()) {
+            Ok(t) => t,
+            Err(e) => {
+                block(
+                    &mut d,
+                    400,
+                    "normalization_budget",
+                    "body",
+                    "",
+                    e.to_string(),
+                );
+                return d;
             }
-            // Allow-list spans exempt the matches they cover (same text variant only).
-            let allowed = |variant: u8, h: &Hit| {
-                hits.iter().any(|(v, _, a)| {
-                    *v == variant
-                        && cp.prompt.rules[a.owner].1 == RuleAction::Allow
-                        && a.start <= h.start
-                        && h.end <= a.end
-                })
+        };
+        // (folded text?, set, hit)
+        let mut hits: Vec<(bool, &PatternSet, Hit)> = Vec::new();
+        let mut scratch = Vec::new();
+        cp.prompt.exact.scan(text.text.as_bytes(), &mut scratch);
+        hits.extend(scratch.iter().map(|h| (false, &cp.prompt.exact, *h)));
+        if let Some(folded) = &text.folded {
+            scratch.clear();
+            cp.prompt.folded.scan(folded.as_bytes(), &mut scratch);
+            hits.extend(scratch.iter().map(|h| (true, &cp.prompt.folded, *h)));
+        }
+        // Allow-list spans exempt the matches they cover (same text variant only).
+        let allow_spans = [false, true].map(|variant| {
+            AllowSpans::new(
+                hits.iter()
+                    .filter(|(v, _, a)| {
+                        *v == variant && cp.prompt.rules[a.owner].1 == RuleAction::Allow
+                    })
+                    .map(|(_, _, a)| (a.start, a.end))
+                    .collect(),
+            )
+        });
+        let allowed = |variant: bool, h: &Hit| allow_spans[usize::from(variant)].covers(h);
+        for (variant, set, h) in &hits {
+            let (id, action) = &cp.prompt.rules[h.owner];
+            if *action == RuleAction::Allow || allowed(*variant, h) {
+                continue;
+            }
+            let field = &x.segments[text.segment_at(h.start, *variant)].field;
+            let source = match &set.specs()[h.spec].kind {
+                SpecKind::Literal(_) | SpecKind::LiteralCi(_) => "literal".to_owned(),
+                SpecKind::Regex { pattern, .. } => detectors::DETECTORS
+                    .iter()
+                    .find(|det| det.pattern == pattern)
+                    .map(|det| format!("detector:{}", det.name))
+                    .unwrap_or_else(|| "regex".into()),
             };
-            for (variant, set, h) in &hits {
-                let (id, action) = &cp.prompt.rules[h.owner];
-                if *action == RuleAction::Allow || allowed(*variant, h) {
-                    continue;
+            let rule = p.prompt_rules.iter().find(|r| &r.id == id);
+            match action {
+                RuleAction::Block => {
+                    let msg = rule
+                        .and_then(|r| r.message.clone())
+                        .unwrap_or_else(|| format!("request blocked by rule `{id}`"));
+                    block(&mut d, 403, id, &source, field, msg);
                 }
-                let source = match &set.specs()[h.spec].kind {
-                    SpecKind::Literal(_) | SpecKind::LiteralCi(_) => "literal".to_owned(),
-                    SpecKind::Regex { pattern, .. } => detectors::DETECTORS
-                        .iter()
-                        .find(|det| det.pattern == pattern)
-                        .map(|det| format!("detector:{}", det.name))
-                        .unwrap_or_else(|| "regex".into()),
-                };
-                let rule = p.prompt_rules.iter().find(|r| &r.id == id);
-                match action {
-                    RuleAction::Block => {
-                        let msg = rule
-                            .and_then(|r| r.message.clone())
-                            .unwrap_or_else(|| format!("request blocked by rule `{id}`"));
-                        block(&mut d, 403, id, &source, &seg.field, msg);
-                    }
-                    RuleAction::RequireApproval => {
+                RuleAction::RequireApproval => {
+                    if approvals.len() < MAX_FINDINGS
+                        && !approvals
+                            .iter()
+                            .any(|f: &Finding| f.rule == *id && f.field == *field)
+                    {
                         approvals.push(Finding {
                             rule: id.clone(),
-                            field: seg.field.clone(),
+                            field: field.clone(),
                             source,
                         });
                     }
-                    RuleAction::Allow => {}
                 }
+                RuleAction::Allow => {}
             }
         }
         if d.verdict == Verdict::Allow && !approvals.is_empty() {
@@ -695,18 +777,52 @@ impl Engine {
         let mut out = String::with_capacity(norm.len());
         let mut at = 0;
         for h in hits {
-            if h.start < at {
-                at = at.max(h.end);
+            let (start, end) = widen(&norm, h.start, h.end);
+            if start < at {
+                at = at.max(end);
                 continue;
             }
-            out.push_str(&norm[at..h.start]);
+            out.push_str(&norm[at..start]);
             out.push('[');
             out.push_str(&cp.prompt.rules[h.owner].0);
             out.push(']');
-            at = h.end;
+            at = end;
         }
         out.push_str(&norm[at..]);
         self.mask_text(cp, &out).0
+    }
+
+    /// A request body as the session log may keep it: every string and key redacted as
+    /// [`Engine::redact_for_record`] does, strings holding JSON redacted inside, and inline
+    /// `data:` content reduced to its type and size.
+    pub fn redact_json(&self, cp: &CompiledPolicy, v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => {
+                if let Some(uri) = crate::media::data_uri(s) {
+                    return Value::from(format!(
+                        "[data: {}, {} bytes]",
+                        uri.media_type,
+                        uri.payload.len()
+                    ));
+                }
+                let t = s.trim_start();
+                if t.starts_with('{') || t.starts_with('[') {
+                    if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                        let r = self.redact_json(cp, &inner);
+                        return Value::from(serde_json::to_string(&r).unwrap_or_default());
+                    }
+                }
+                Value::from(self.redact_for_record(cp, s))
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.redact_json(cp, x)).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| (self.redact_for_record(cp, k), self.redact_json(cp, x)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
     }
 
     /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
@@ -718,10 +834,12 @@ impl Engine {
         hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let mut out: Vec<MaskHit> = Vec::new();
         for h in hits {
+            // Byte-oriented patterns may match part of a character: mask the whole of it.
+            let (start, end) = widen(text, h.start, h.end);
             if let Some(last) = out.last_mut() {
-                if h.start < last.end {
+                if start < last.end {
                     // Overlap: extend to cover both so no part of either value leaks.
-                    last.end = last.end.max(h.end);
+                    last.end = last.end.max(end);
                     continue;
                 }
             }
@@ -729,8 +847,8 @@ impl Engine {
             out.push(MaskHit {
                 rule: m.id.clone(),
                 label: m.label.clone(),
-                start: h.start,
-                end: h.end,
+                start,
+                end,
             });
         }
         out
@@ -881,6 +999,7 @@ policies:
                 serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]});
             e.decide(
                 &caller(),
+                "POST",
                 "/v1/chat/completions",
                 &serde_json::to_vec(&body).unwrap(),
             )
@@ -902,7 +1021,7 @@ policies:
         );
         assert_eq!(
             e.redact_for_record(cp, "the ÆSIR saga"),
-            "[REDACTED:nordic]"
+            "the [nordic] saga"
         );
         assert_eq!(
             e.redact_for_record(cp, "a merger example"),

@@ -1,42 +1,40 @@
-//! Text extraction from inference API request bodies.
+//! Text extraction from inference request bodies.
 //!
-//! Every field that carries text the model will read is extracted with its JSON path, so a
-//! rule cannot be dodged by moving a word into a system prompt, a tool call's arguments, a
-//! tool result or an array content part. JSON escapes are already decoded by the parser.
+//! The model server acts on the whole body, so every string value counts, object keys and
+//! numbers included, wherever it sits: schemas, stop sequences, metadata, tool definitions,
+//! fields no API documents yet. The walk is the same for every API; what differs per API is
+//! only which fields name the model, the output limit and the conversation length.
+//!
+//! Inline content is opened: `data:` URIs and base64 sources are decoded and their text
+//! scanned (binary media is skipped only when the bundle calls its type opaque and the bytes
+//! prove the type, see `media.rs`); strings holding JSON (tool call arguments) are also scanned
+//! as the values they encode, so a `\u0041` escape inside them does not hide a letter; prompts
+//! given as token ids are decoded with the model's encoding.
 
+use crate::media::{self, Inline, MediaError};
+use crate::tokens::{self, Encoding};
 use serde_json::Value;
 
-/// The inference API a request targets, derived from its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The inference API of a route: which extractor and which error shape it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Api {
+    /// OpenAI chat completions (also vLLM, Ollama's and TGI's OpenAI-compatible routes).
+    #[serde(rename = "openai_chat")]
     ChatCompletions,
+    #[serde(rename = "openai_completions")]
     Completions,
+    #[serde(rename = "openai_responses")]
     Responses,
+    #[serde(rename = "openai_embeddings")]
     Embeddings,
     AnthropicMessages,
+    /// Any other JSON API (Ollama's native routes, TGI `/generate`): every string is scanned;
+    /// the model is read from a `model` field or the route's `{model}` segment.
+    Generic,
 }
 
 impl Api {
-    /// Map a request path (query string ignored) to an API. Paths may carry a prefix such as
-    /// `/openai/v1/chat/completions`.
-    pub fn from_path(path: &str) -> Option<Api> {
-        let p = path.split('?').next().unwrap_or("");
-        let p = p.trim_end_matches('/');
-        if p.ends_with("/chat/completions") {
-            Some(Api::ChatCompletions)
-        } else if p.ends_with("/completions") {
-            Some(Api::Completions)
-        } else if p.ends_with("/responses") {
-            Some(Api::Responses)
-        } else if p.ends_with("/embeddings") {
-            Some(Api::Embeddings)
-        } else if p.ends_with("/messages") {
-            Some(Api::AnthropicMessages)
-        } else {
-            None
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Api::ChatCompletions => "chat_completions",
@@ -44,22 +42,42 @@ impl Api {
             Api::Responses => "responses",
             Api::Embeddings => "embeddings",
             Api::AnthropicMessages => "anthropic_messages",
+            Api::Generic => "generic",
         }
     }
 
-    /// The field carrying the requested maximum output tokens, if the API has one.
-    pub fn max_output_field(self, body: &Value) -> Option<&'static str> {
+    /// Whether errors use Anthropic's shape rather than OpenAI's.
+    pub fn anthropic_errors(self) -> bool {
+        self == Api::AnthropicMessages
+    }
+
+    /// Fields (JSON pointers) that bound the output length, the first being the one a limit
+    /// is written into when a request names none.
+    pub fn limit_fields(self) -> &'static [&'static str] {
         match self {
-            Api::ChatCompletions => {
-                if body.get("max_completion_tokens").is_some() || body.get("max_tokens").is_none() {
-                    Some("max_completion_tokens")
-                } else {
-                    Some("max_tokens")
-                }
-            }
-            Api::Completions | Api::AnthropicMessages => Some("max_tokens"),
-            Api::Responses => Some("max_output_tokens"),
-            Api::Embeddings => None,
+            Api::ChatCompletions => &["/max_completion_tokens", "/max_tokens"],
+            Api::Completions | Api::AnthropicMessages => &["/max_tokens"],
+            Api::Responses => &["/max_output_tokens"],
+            Api::Embeddings => &[],
+            Api::Generic => &[
+                "/max_tokens",
+                "/max_new_tokens",
+                "/parameters/max_new_tokens",
+                "/options/num_predict",
+                "/num_predict",
+                "/max_completion_tokens",
+                "/max_output_tokens",
+            ],
+        }
+    }
+
+    /// Fields that multiply the output: several choices per request.
+    pub fn choice_fields(self) -> &'static [&'static str] {
+        match self {
+            Api::ChatCompletions => &["/n"],
+            Api::Completions => &["/n", "/best_of"],
+            Api::Generic => &["/n", "/best_of", "/parameters/best_of"],
+            _ => &[],
         }
     }
 }
@@ -67,9 +85,18 @@ impl Api {
 /// One piece of text the model will read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
-    /// JSON path of the field, e.g. `messages[1].content[0].text`.
+    /// JSON path of the field, e.g. `messages[1].content[0].text`; `.<key>` for a key.
     pub field: String,
     pub text: String,
+}
+
+/// A limit-relevant numeric field as the request states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitField {
+    /// JSON pointer.
+    pub pointer: &'static str,
+    /// The value when it is a whole number; `None` when it is anything else.
+    pub value: Option<u64>,
 }
 
 /// What the engine needs to know about a request.
@@ -80,17 +107,29 @@ pub struct Extracted {
     pub segments: Vec<Segment>,
     /// Number of messages or input items (for the chat token overhead).
     pub items: usize,
-    /// Requested maximum output tokens, if present.
-    pub max_output_tokens: Option<u64>,
+    /// Output limit fields present in the request.
+    pub limits: Vec<LimitField>,
+    /// Choice multipliers present (`n`, `best_of`).
+    pub choices: Vec<LimitField>,
     pub stream: bool,
-    /// Token ids given directly (embeddings/completions accept arrays of integers).
+    /// Token ids given directly (their decoded text is among the segments too).
     pub raw_token_count: u64,
+    /// The request asks for output the masker cannot read: spoken audio (`modalities`
+    /// with `audio`, or an `audio` output setting) or raw token ids (`return_token_ids`).
+    pub unreadable_output: Option<&'static str>,
+}
+
+impl Extracted {
+    /// Largest requested output length, if every limit field is a whole number.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        self.limits.iter().filter_map(|l| l.value).max()
+    }
 }
 
 /// Why a body cannot be checked.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExtractError {
-    #[error("request body is not valid JSON: {0}")]
+    #[error("request body is not acceptable JSON: {0}")]
     Json(String),
     #[error("request body must be a JSON object")]
     NotObject,
@@ -99,14 +138,49 @@ pub enum ExtractError {
         field: String,
         expected: &'static str,
     },
+    #[error("field `{field}`: {source}")]
+    Media {
+        field: String,
+        #[source]
+        source: MediaError,
+    },
+    #[error("field `{0}` holds token ids this gateway cannot decode")]
+    TokenIds(String),
 }
 
-struct Collector {
+impl ExtractError {
+    /// HTTP status for the refusal: unreadable content is 415, the rest 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            ExtractError::Media {
+                source: MediaError::Unreadable(_),
+                ..
+            } => 415,
+            _ => 400,
+        }
+    }
+}
+
+/// How deep strings holding JSON are opened (a string of JSON of a string of JSON...).
+const NESTED_JSON_DEPTH: u8 = 3;
+
+/// Options of one extraction.
+pub struct Options<'a> {
+    /// Media types whose verified binary content is not scanned (`image/*`, ...).
+    pub opaque_media: &'a [String],
+    /// Encoding for models that are not OpenAI's, used to decode prompts given as token ids.
+    pub encoding: Encoding,
+}
+
+struct Walker<'a> {
+    opts: &'a Options<'a>,
+    /// Encoding of the request's model, for token-id prompts.
+    encoding: Encoding,
     segments: Vec<Segment>,
     raw_tokens: u64,
 }
 
-impl Collector {
+impl Walker<'_> {
     fn push(&mut self, field: String, text: &str) {
         if !text.is_empty() {
             self.segments.push(Segment {
@@ -116,300 +190,246 @@ impl Collector {
         }
     }
 
-    /// Every string anywhere inside `v` (object keys included): used for free-form JSON such
-    /// as tool arguments and tool inputs, where any string may reach the model.
-    fn all_strings(&mut self, field: &str, v: &Value) {
+    /// Every string, key and number inside `v`.
+    fn walk(&mut self, field: &str, v: &Value, depth: u8) -> Result<(), ExtractError> {
         match v {
-            Value::String(s) => self.push(field.to_owned(), s),
+            Value::String(s) => self.string(field, s, depth),
+            Value::Number(n) => {
+                self.push(field.to_owned(), &n.to_string());
+                Ok(())
+            }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    self.all_strings(&format!("{field}[{i}]"), x);
+                    self.walk(&format!("{field}[{i}]"), x, depth)?;
                 }
+                Ok(())
             }
             Value::Object(o) => {
+                if self.base64_source(field, o)? {
+                    return Ok(());
+                }
                 for (k, x) in o {
-                    self.push(format!("{field}.<key>"), k);
-                    self.all_strings(&format!("{field}.{k}"), x);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// A "content" value: a string, or an array of parts/blocks.
-    fn content(&mut self, field: &str, v: &Value) -> Result<(), ExtractError> {
-        match v {
-            Value::Null => Ok(()),
-            Value::String(s) => {
-                self.push(field.to_owned(), s);
-                Ok(())
-            }
-            Value::Array(parts) => {
-                for (i, part) in parts.iter().enumerate() {
-                    self.part(&format!("{field}[{i}]"), part)?;
+                    let f = if field.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{field}.{k}")
+                    };
+                    self.push(format!("{f}.<key>"), k);
+                    self.walk(&f, x, depth)?;
                 }
                 Ok(())
             }
-            _ => Err(ExtractError::Shape {
-                field: field.to_owned(),
-                expected: "string or array",
-            }),
+            Value::Bool(_) | Value::Null => Ok(()),
         }
     }
 
-    /// One content part or block of any of the supported APIs.
-    fn part(&mut self, field: &str, part: &Value) -> Result<(), ExtractError> {
-        let Value::Object(o) = part else {
-            if let Value::String(s) = part {
-                self.push(field.to_owned(), s);
-                return Ok(());
-            }
-            return Err(ExtractError::Shape {
-                field: field.to_owned(),
-                expected: "object",
-            });
-        };
-        for key in [
-            "text",
-            "refusal",
-            "thinking",
-            "output",
-            "arguments",
-            "content",
-        ] {
-            match o.get(key) {
-                Some(Value::String(s)) => self.push(format!("{field}.{key}"), s),
-                Some(v @ Value::Array(_)) if key == "content" || key == "output" => {
-                    self.content(&format!("{field}.{key}"), v)?
+    fn string(&mut self, field: &str, s: &str, depth: u8) -> Result<(), ExtractError> {
+        if let Some(inline) = media::inline_data_uri(s, self.opts.opaque_media) {
+            return match inline {
+                Ok(Inline::Text(t)) => {
+                    self.push(format!("{field}<data>"), &t);
+                    Ok(())
                 }
-                _ => {}
-            }
-        }
-        // Anthropic tool_use input / any structured input: every string counts.
-        if let Some(input) = o.get("input") {
-            self.all_strings(&format!("{field}.input"), input);
-        }
-        if let Some(src) = o.get("source").and_then(|s| s.get("data")) {
-            // Text documents may be inlined as plain text sources.
-            if o.get("source").and_then(|s| s.get("type")) == Some(&Value::from("text")) {
-                if let Value::String(s) = src {
-                    self.push(format!("{field}.source.data"), s);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn tool_calls(&mut self, field: &str, v: &Value) {
-        if let Value::Array(calls) = v {
-            for (i, call) in calls.iter().enumerate() {
-                let f = format!("{field}[{i}].function");
-                if let Some(func) = call.get("function") {
-                    if let Some(Value::String(name)) = func.get("name") {
-                        self.push(format!("{f}.name"), name);
-                    }
-                    match func.get("arguments") {
-                        Some(Value::String(args)) => {
-                            self.push(format!("{f}.arguments"), args);
-                        }
-                        Some(other) => self.all_strings(&format!("{f}.arguments"), other),
-                        None => {}
-                    }
-                }
-            }
-        }
-    }
-
-    fn tools(&mut self, v: Option<&Value>) {
-        if let Some(Value::Array(tools)) = v {
-            for (i, t) in tools.iter().enumerate() {
-                let f = t.get("function").unwrap_or(t);
-                if let Some(Value::String(d)) = f.get("description") {
-                    self.push(format!("tools[{i}].description"), d);
-                }
-            }
-        }
-    }
-
-    /// A prompt given as a string, array of strings, or array(s) of token ids.
-    fn prompt(&mut self, field: &str, v: &Value) -> Result<(), ExtractError> {
-        match v {
-            Value::String(s) => self.push(field.to_owned(), s),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item {
-                        Value::String(s) => self.push(format!("{field}[{i}]"), s),
-                        Value::Number(_) => self.raw_tokens += 1,
-                        Value::Array(ids) => self.raw_tokens += ids.len() as u64,
-                        _ => {
-                            return Err(ExtractError::Shape {
-                                field: format!("{field}[{i}]"),
-                                expected: "string or token ids",
-                            })
-                        }
-                    }
-                }
-            }
-            Value::Null => {}
-            _ => {
-                return Err(ExtractError::Shape {
+                Ok(Inline::Opaque) => Ok(()),
+                Err(source) => Err(ExtractError::Media {
                     field: field.to_owned(),
-                    expected: "string or array",
-                })
+                    source,
+                }),
+            };
+        }
+        self.push(field.to_owned(), s);
+        // A string holding JSON (tool call arguments): its decoded values count too.
+        let t = s.trim_start();
+        if depth < NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
+            if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                self.walk(&format!("{field}<json>"), &inner, depth + 1)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Objects carrying base64 content with a declared type: Anthropic's
+    /// `{"type": "base64", "media_type": ..., "data": ...}` sources and OpenAI's
+    /// `input_audio` `{"data": ..., "format": ...}`. Their other keys are walked as usual.
+    fn base64_source(
+        &mut self,
+        field: &str,
+        o: &serde_json::Map<String, Value>,
+    ) -> Result<bool, ExtractError> {
+        let Some(Value::String(data)) = o.get("data") else {
+            return Ok(false);
+        };
+        let media_type = match (o.get("type"), o.get("media_type"), o.get("format")) {
+            (Some(Value::String(t)), Some(Value::String(m)), _) if t == "base64" => m.clone(),
+            (_, None, Some(Value::String(f))) if o.len() == 2 => format!("audio/{f}"),
+            _ => return Ok(false),
+        };
+        let f = format!("{field}.data");
+        match media::inline_base64(&media_type, data, self.opts.opaque_media) {
+            Ok(Inline::Text(t)) => self.push(format!("{f}<base64>"), &t),
+            Ok(Inline::Opaque) => {}
+            Err(source) => return Err(ExtractError::Media { field: f, source }),
+        }
+        for (k, x) in o.iter().filter(|(k, _)| k.as_str() != "data") {
+            let kf = format!("{field}.{k}");
+            self.push(format!("{kf}.<key>"), k);
+            self.walk(&kf, x, NESTED_JSON_DEPTH)?;
+        }
+        Ok(true)
+    }
+
+    /// Prompts given as token ids (`[1, 2]` or `[[1, 2], [3]]`): decoded and scanned.
+    fn token_ids(&mut self, field: &str, v: &Value) -> Result<(), ExtractError> {
+        let Value::Array(items) = v else {
+            return Ok(());
+        };
+        let ids = |a: &[Value]| -> Option<Vec<u32>> {
+            a.iter()
+                .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+                .collect()
+        };
+        let mut lists: Vec<(String, Vec<u32>)> = Vec::new();
+        if !items.is_empty() && items.iter().all(Value::is_number) {
+            let l = ids(items).ok_or_else(|| ExtractError::TokenIds(field.to_owned()))?;
+            lists.push((field.to_owned(), l));
+        } else {
+            for (i, x) in items.iter().enumerate() {
+                if let Value::Array(inner) = x {
+                    if inner.iter().any(Value::is_number) {
+                        let f = format!("{field}[{i}]");
+                        let l = ids(inner).ok_or_else(|| ExtractError::TokenIds(f.clone()))?;
+                        lists.push((f, l));
+                    }
+                }
+            }
+        }
+        for (f, l) in lists {
+            self.raw_tokens += l.len() as u64;
+            let text = tokens::decode(self.encoding, &l)
+                .ok_or_else(|| ExtractError::TokenIds(f.clone()))?;
+            self.push(format!("{f}<tokens>"), &text);
         }
         Ok(())
     }
 }
 
-fn array<'a>(body: &'a Value, key: &str) -> Result<&'a [Value], ExtractError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(a)) => Ok(a),
-        Some(_) => Err(ExtractError::Shape {
-            field: key.to_owned(),
-            expected: "array",
-        }),
-    }
-}
-
-/// Parse and extract a request body for `api`.
-pub fn extract_bytes(api: Api, body: &[u8]) -> Result<(Value, Extracted), ExtractError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ExtractError::Json(e.to_string()))?;
-    let x = extract(api, &v)?;
+/// Parse (strictly: duplicate and case-colliding keys are refused) and extract a body.
+pub fn extract_bytes(
+    api: Api,
+    body: &[u8],
+    route_model: Option<&str>,
+    opts: &Options,
+) -> Result<(Value, Extracted), ExtractError> {
+    let v = crate::json::parse_strict(body).map_err(|e| ExtractError::Json(e.0))?;
+    let x = extract(api, &v, route_model, opts)?;
     Ok((v, x))
 }
 
-/// Extract the text segments and limits-relevant fields of a parsed body.
-pub fn extract(api: Api, body: &Value) -> Result<Extracted, ExtractError> {
+fn limit_fields(body: &Value, pointers: &'static [&'static str]) -> Vec<LimitField> {
+    pointers
+        .iter()
+        .filter_map(|p| {
+            let v = body.pointer(p)?;
+            (!v.is_null()).then(|| LimitField {
+                pointer: p,
+                value: v.as_u64(),
+            })
+        })
+        .collect()
+}
+
+fn unreadable_output(body: &Value) -> Option<&'static str> {
+    let audio = body.get("audio").is_some_and(|a| !a.is_null())
+        || body
+            .get("modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|x| x.as_str() == Some("audio")));
+    if audio {
+        Some("audio")
+    } else if body
+        .get("return_token_ids")
+        .is_some_and(|v| v != &Value::Bool(false) && !v.is_null())
+    {
+        Some("token ids")
+    } else {
+        None
+    }
+}
+
+/// Extract the text segments and limit-relevant fields of a parsed body. `route_model` is the
+/// model named by the route (`{model}` segment), which the upstream serves whatever the body
+/// says.
+pub fn extract(
+    api: Api,
+    body: &Value,
+    route_model: Option<&str>,
+    opts: &Options,
+) -> Result<Extracted, ExtractError> {
     if !body.is_object() {
         return Err(ExtractError::NotObject);
     }
-    let mut c = Collector {
+    let body_model = body.get("model").and_then(Value::as_str);
+    let model = route_model.or(body_model).map(str::to_owned);
+    let mut w = Walker {
+        opts,
+        encoding: Encoding::for_model(model.as_deref().unwrap_or(""), opts.encoding),
         segments: Vec::new(),
         raw_tokens: 0,
     };
-    let mut items = 0;
-    match api {
-        Api::ChatCompletions => {
-            let msgs = array(body, "messages")?;
-            items = msgs.len();
-            for (i, m) in msgs.iter().enumerate() {
-                let f = format!("messages[{i}]");
-                if let Some(content) = m.get("content") {
-                    c.content(&format!("{f}.content"), content)?;
-                }
-                if let Some(Value::String(r)) = m.get("refusal") {
-                    c.push(format!("{f}.refusal"), r);
-                }
-                if let Some(Value::String(n)) = m.get("name") {
-                    c.push(format!("{f}.name"), n);
-                }
-                if let Some(tc) = m.get("tool_calls") {
-                    c.tool_calls(&format!("{f}.tool_calls"), tc);
-                }
-                if let Some(fc) = m.get("function_call") {
-                    c.all_strings(&format!("{f}.function_call"), fc);
-                }
+    w.walk("", body, 0)?;
+    let items = match api {
+        Api::ChatCompletions | Api::AnthropicMessages => match body.get("messages") {
+            Some(Value::Array(a)) => a.len(),
+            None | Some(Value::Null) => 0,
+            Some(_) => {
+                return Err(ExtractError::Shape {
+                    field: "messages".into(),
+                    expected: "array",
+                })
             }
-            c.tools(body.get("tools"));
-        }
+        },
+        Api::Responses => match body.get("input") {
+            Some(Value::Array(a)) => a.len(),
+            Some(Value::String(_)) => 1,
+            _ => 0,
+        },
+        Api::Completions => 1,
+        Api::Embeddings | Api::Generic => 0,
+    };
+    match api {
         Api::Completions => {
             if let Some(p) = body.get("prompt") {
-                c.prompt("prompt", p)?;
+                w.token_ids("prompt", p)?;
             }
-            if let Some(Value::String(s)) = body.get("suffix") {
-                c.push("suffix".into(), s);
-            }
-            items = 1;
         }
         Api::Embeddings => {
             if let Some(p) = body.get("input") {
-                c.prompt("input", p)?;
+                w.token_ids("input", p)?;
             }
         }
-        Api::Responses => {
-            if let Some(Value::String(s)) = body.get("instructions") {
-                c.push("instructions".into(), s);
-            }
-            match body.get("input") {
-                Some(Value::String(s)) => {
-                    c.push("input".into(), s);
-                    items = 1;
-                }
-                Some(Value::Array(list)) => {
-                    items = list.len();
-                    for (i, item) in list.iter().enumerate() {
-                        let f = format!("input[{i}]");
-                        match item {
-                            Value::Object(_) => {
-                                if let Some(content) = item.get("content") {
-                                    c.content(&format!("{f}.content"), content)?;
-                                }
-                                c.part(&f, &strip_content(item))?;
-                            }
-                            Value::String(s) => c.push(f, s),
-                            _ => {
-                                return Err(ExtractError::Shape {
-                                    field: f,
-                                    expected: "object or string",
-                                })
-                            }
-                        }
-                    }
-                }
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(ExtractError::Shape {
-                        field: "input".into(),
-                        expected: "string or array",
-                    })
-                }
-            }
-            c.tools(body.get("tools"));
-        }
-        Api::AnthropicMessages => {
-            match body.get("system") {
-                Some(Value::String(s)) => c.push("system".into(), s),
-                Some(v @ Value::Array(_)) => c.content("system", v)?,
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(ExtractError::Shape {
-                        field: "system".into(),
-                        expected: "string or array",
-                    })
-                }
-            }
-            let msgs = array(body, "messages")?;
-            items = msgs.len();
-            for (i, m) in msgs.iter().enumerate() {
-                if let Some(content) = m.get("content") {
-                    c.content(&format!("messages[{i}].content"), content)?;
-                }
-            }
-            c.tools(body.get("tools"));
-        }
+        _ => {}
     }
-    let max_output_tokens = api
-        .max_output_field(body)
-        .and_then(|f| body.get(f))
-        .and_then(Value::as_u64);
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ExtractError::Shape {
+                field: "stream".into(),
+                expected: "boolean",
+            })
+        }
+    };
     Ok(Extracted {
         api,
-        model: body.get("model").and_then(Value::as_str).map(str::to_owned),
-        segments: c.segments,
+        model,
+        segments: w.segments,
         items,
-        max_output_tokens,
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        raw_token_count: c.raw_tokens,
+        limits: limit_fields(body, api.limit_fields()),
+        choices: limit_fields(body, api.choice_fields()),
+        stream,
+        raw_token_count: w.raw_tokens,
+        unreadable_output: unreadable_output(body),
     })
-}
-
-/// A Responses API input item without its `content`, which is extracted separately.
-fn strip_content(item: &Value) -> Value {
-    let mut o = item.as_object().cloned().unwrap_or_default();
-    o.remove("content");
-    Value::Object(o)
 }
 
 #[cfg(test)]
@@ -417,106 +437,142 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn opts() -> Options<'static> {
+        static OPAQUE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        Options {
+            opaque_media: OPAQUE.get_or_init(|| vec!["image/*".into(), "audio/*".into()]),
+            encoding: Encoding::O200kBase,
+        }
+    }
+
     fn texts(x: &Extracted) -> Vec<&str> {
         x.segments.iter().map(|s| s.text.as_str()).collect()
     }
 
+    fn has(x: &Extracted, want: &str) -> bool {
+        x.segments.iter().any(|s| s.text.contains(want))
+    }
+
     #[test]
-    fn chat_fields_including_tools_and_parts() {
+    fn every_string_key_and_number_is_extracted() {
         let body = json!({
             "model": "gpt-4o-mini",
             "max_tokens": 50,
-            "messages": [
-                {"role": "system", "content": "sys-text"},
-                {"role": "user", "content": [{"type": "text", "text": "part-text"}, {"type": "image_url", "image_url": {"url": "x"}}]},
-                {"role": "assistant", "content": null, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"arg-text\"}"}}]},
-                {"role": "tool", "tool_call_id": "1", "content": "tool-result"}
-            ]
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters":
+                {"type": "object", "properties": {"k-in-key": {"type": "string", "description": "in-schema"}}}}}],
+            "response_format": {"type": "json_schema", "json_schema": {"schema": {"enum": ["in-format"]}}},
+            "stop": ["in-stop"],
+            "metadata": {"note": "in-metadata"},
+            "functions": [{"name": "legacy", "description": "in-functions"}],
+            "seed": 4111111111111111u64,
         });
-        let x = extract(Api::ChatCompletions, &body).unwrap();
-        let t = texts(&x);
+        let x = extract(Api::ChatCompletions, &body, None, &opts()).unwrap();
         for want in [
-            "sys-text",
-            "part-text",
-            "{\"q\":\"arg-text\"}",
-            "tool-result",
-            "lookup",
+            "hi",
+            "k-in-key",
+            "in-schema",
+            "in-format",
+            "in-stop",
+            "in-metadata",
+            "in-functions",
+            "4111111111111111",
         ] {
-            assert!(t.contains(&want), "missing {want}: {t:?}");
+            assert!(has(&x, want), "missing {want}: {:?}", texts(&x));
         }
         assert_eq!(x.model.as_deref(), Some("gpt-4o-mini"));
-        assert_eq!(x.max_output_tokens, Some(50));
-        assert_eq!(x.items, 4);
+        assert_eq!(x.max_output_tokens(), Some(50));
+        assert_eq!(x.items, 1);
     }
 
     #[test]
-    fn responses_input_array_and_instructions() {
-        let body = json!({
-            "model": "gpt-4.1",
-            "instructions": "be brief",
-            "input": [
-                {"role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
-                {"type": "function_call_output", "call_id": "c", "output": "tool said hi"}
-            ]
-        });
-        let x = extract(Api::Responses, &body).unwrap();
-        let t = texts(&x);
-        assert!(t.contains(&"be brief"));
-        assert!(t.contains(&"hello there"));
-        assert!(t.contains(&"tool said hi"));
-    }
-
-    #[test]
-    fn anthropic_system_blocks_and_tool_use() {
-        let body = json!({
-            "model": "claude-sonnet-4",
-            "max_tokens": 100,
-            "system": [{"type": "text", "text": "system-block"}],
-            "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"query": "tool-input"}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "result-block"}]}]}
-            ]
-        });
-        let x = extract(Api::AnthropicMessages, &body).unwrap();
-        let t = texts(&x);
-        for want in ["system-block", "hi", "tool-input", "result-block"] {
-            assert!(t.contains(&want), "missing {want}: {t:?}");
+    fn inline_documents_and_json_strings_are_opened() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"file_data": "data:text/plain;base64,c2VjcmV0LWZpbGU="}},
+            {"type": "document", "source": {"type": "base64", "media_type": "text/plain", "data": "c2VjcmV0LWRvYw=="}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="}}
+        ]}, {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{\"q\": \"\\u0073ecret-arg\"}"}}]}]});
+        let x = extract(Api::ChatCompletions, &body, None, &opts()).unwrap();
+        for want in ["secret-file", "secret-doc", "secret-arg"] {
+            assert!(has(&x, want), "missing {want}: {:?}", texts(&x));
         }
+        assert!(!has(&x, "iVBORw0KGgo"), "a verified image is opaque");
     }
 
     #[test]
-    fn embeddings_and_completions_prompts() {
-        let x = extract(Api::Embeddings, &json!({"model": "m", "input": ["a", "b"]})).unwrap();
-        assert_eq!(texts(&x), vec!["a", "b"]);
-        let x = extract(
-            Api::Completions,
-            &json!({"model": "m", "prompt": [[1, 2, 3]]}),
-        )
-        .unwrap();
-        assert_eq!(x.raw_token_count, 3);
+    fn unreadable_inline_content_is_refused() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/octet-stream", "data": "/wD+AQ=="}}]}]});
+        let e = extract(Api::AnthropicMessages, &body, None, &opts()).unwrap_err();
+        assert_eq!(e.status(), 415, "{e}");
+    }
+
+    #[test]
+    fn token_id_prompts_are_decoded() {
+        #[cfg(feature = "tokenizer")]
+        {
+            let ids = tokens::encode(Encoding::O200kBase, "the swordfish");
+            let x = extract(
+                Api::Completions,
+                &json!({"model": "m", "prompt": [ids]}),
+                None,
+                &opts(),
+            )
+            .unwrap();
+            assert!(has(&x, "the swordfish"), "{:?}", texts(&x));
+            assert!(x.raw_token_count > 0);
+        }
+        let e = extract(
+            Api::Embeddings,
+            &json!({"model": "m", "input": [1, -2]}),
+            None,
+            &opts(),
+        );
+        assert!(e.is_err());
     }
 
     #[test]
     fn bad_shapes_are_errors() {
         assert_eq!(
-            extract(Api::ChatCompletions, &json!([])).unwrap_err(),
+            extract(Api::ChatCompletions, &json!([]), None, &opts()).unwrap_err(),
             ExtractError::NotObject
         );
-        assert!(extract(Api::ChatCompletions, &json!({"messages": "x"})).is_err());
-        assert!(extract(Api::ChatCompletions, &json!({"messages": [{"content": 5}]})).is_err());
-        assert!(extract_bytes(Api::ChatCompletions, b"{not json").is_err());
+        assert!(extract(
+            Api::ChatCompletions,
+            &json!({"messages": "x"}),
+            None,
+            &opts()
+        )
+        .is_err());
+        assert!(extract_bytes(Api::ChatCompletions, b"{not json", None, &opts()).is_err());
+        assert!(extract_bytes(
+            Api::ChatCompletions,
+            br#"{"model": "a", "model": "b"}"#,
+            None,
+            &opts()
+        )
+        .is_err());
     }
 
     #[test]
-    fn paths_map_to_apis() {
-        assert_eq!(
-            Api::from_path("/v1/chat/completions?x=1"),
-            Some(Api::ChatCompletions)
-        );
-        assert_eq!(Api::from_path("/v1/completions"), Some(Api::Completions));
-        assert_eq!(Api::from_path("/v1/messages"), Some(Api::AnthropicMessages));
-        assert_eq!(Api::from_path("/v1/responses"), Some(Api::Responses));
-        assert_eq!(Api::from_path("/healthz"), None);
+    fn limit_fields_keep_non_integers_visible() {
+        let x = extract(
+            Api::ChatCompletions,
+            &json!({"model": "m", "max_tokens": 8.0, "n": 3}),
+            None,
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(x.limits[0].value, None);
+        assert_eq!(x.choices[0].value, Some(3));
+        let x = extract(
+            Api::Generic,
+            &json!({"inputs": "x", "parameters": {"max_new_tokens": 9}}),
+            Some("llama"),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(x.max_output_tokens(), Some(9));
+        assert_eq!(x.model.as_deref(), Some("llama"));
     }
 }

@@ -11,11 +11,17 @@ pub mod diag;
 pub mod engine;
 pub mod extract;
 pub mod identity;
+pub mod json;
+pub mod limits;
 pub mod load;
 pub mod matcher;
+pub mod media;
 pub mod normalize;
+pub mod routes;
+pub mod scan;
 pub mod stream;
 pub mod tokens;
+pub mod wire;
 
 pub use engine::{Decision, Engine, Verdict};
 pub use identity::Caller;

@@ -243,14 +243,66 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
                 ));
             }
         }
-        if crate::extract::Api::from_path(&t.request.path).is_none() {
-            out.push((
-                format!("{f}.request.path"),
-                format!("`{}` is not an inference API path", t.request.path),
-            ));
+        if let crate::routes::RouteMatch::Refused(r) =
+            b.routes.resolve(&t.request.method, &t.request.path)
+        {
+            out.push((format!("{f}.request.path"), r.message));
         }
     }
+    validate_routes(b, &mut out);
     out
+}
+
+/// Route paths are exact: absolute, no query, no escapes, `{model}` only as a whole segment.
+fn validate_routes(b: &Bundle, out: &mut Vec<(String, String)>) {
+    let paths = b
+        .routes
+        .inference
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("routes.inference[{i}]"), &r.path, &r.query))
+        .chain(
+            b.routes
+                .passthrough
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("routes.passthrough[{i}]"), &r.path, &r.query)),
+        );
+    let mut seen = HashSet::new();
+    for (f, path, query) in paths {
+        let bad_char = path.chars().find(|c| {
+            matches!(c, '?' | '#' | '%' | ';' | '\\') || c.is_whitespace() || c.is_control()
+        });
+        if !path.starts_with('/') {
+            out.push((format!("{f}.path"), "must start with `/`".into()));
+        } else if let Some(c) = bad_char {
+            out.push((format!("{f}.path"), format!("must not contain `{c}`")));
+        } else if path.split('/').skip(1).any(|s| s.is_empty()) {
+            out.push((format!("{f}.path"), "empty path segment".into()));
+        } else if path
+            .split('/')
+            .any(|s| s != "{model}" && (s.contains('{') || s.contains('}')))
+        {
+            out.push((
+                format!("{f}.path"),
+                "`{model}` is the only placeholder, and must be a whole segment".into(),
+            ));
+        }
+        if !seen.insert((
+            f.split('[').next().unwrap_or_default().to_owned(),
+            path.clone(),
+        )) {
+            out.push((format!("{f}.path"), format!("duplicate route `{path}`")));
+        }
+        for (j, q) in query.iter().enumerate() {
+            if q.is_empty() || q.contains(['&', '=', '%', '#']) {
+                out.push((
+                    format!("{f}.query[{j}]"),
+                    "not a query parameter name".into(),
+                ));
+            }
+        }
+    }
 }
 
 fn check_patterns(

@@ -66,16 +66,10 @@ fn build_one(pattern: &str, kind: MatchKind) -> Result<Regex, BuildError> {
         })
 }
 
-/// A literal as a regex matching exactly it.
+/// A literal as a regex matching exactly it: every meta character escaped, none of the
+/// escapes that mean something else (`\<` is a word boundary, not `<`).
 pub fn escape(lit: &str) -> String {
-    let mut out = String::with_capacity(lit.len() * 2);
-    for c in lit.chars() {
-        if c.is_ascii_punctuation() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    regex_syntax::escape(lit)
 }
 
 /// The regex a literal spec compiles to when literals share the regex pass.
@@ -297,6 +291,25 @@ mod tests {
     fn bad_regex_is_reported() {
         assert!(check_regex("(unclosed").is_err());
         assert!(check_regex("caf\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn literals_with_meta_characters_match_literally() {
+        for l in [
+            "<script>",
+            r"C:\secret",
+            "a.b*c",
+            "(x)",
+            "[y]",
+            "{z}",
+            "^$|?+",
+            "#~&-",
+        ] {
+            let set = PatternSet::build_one_pass(vec![lit(0, l)]).unwrap();
+            assert!(set.any(format!("xx {l} yy").as_bytes()), "{l}");
+        }
+        let set = PatternSet::build_one_pass(vec![lit(0, "<script>")]).unwrap();
+        assert!(!set.any(b"script"));
     }
 
     #[test]

@@ -1,30 +1,227 @@
-//! Text normalisation applied before prompt rules run: Unicode NFKC (so full-width and
-//! compatibility forms match their plain spelling) and removal of invisible characters that
-//! would otherwise split a blocked word. Case folding is a separate step, used only by rules
-//! that ask for it.
+//! Text normalisation applied before prompt rules run, so that text a person reads as a blocked
+//! word is matched as that word whatever code points spell it.
+//!
+//! The steps, in order:
+//! 1. compatibility decomposition (NFKD): full-width, ligature and styled letters become plain;
+//! 2. every combining mark (Mn, Me) is removed, so accents, variation selectors and stacked
+//!    diacritics cannot split or disguise a word;
+//! 3. every invisible code point is removed: Default_Ignorable_Code_Point, format (Cf),
+//!    control (Cc, except tab and line breaks), private-use (Co), surrogate and unassigned (Cn)
+//!    code points: zero-width characters, bidi controls and isolates, tag characters, Hangul
+//!    fillers. [`Normalized::spaced`] keeps a second reading where each of them is a space,
+//!    because an invisible character between two words must not glue them together either;
+//! 4. recomposition (NFC);
+//! 5. digits of every script become ASCII digits, other white space becomes a space, and every
+//!    other non-ASCII character that Unicode TS #39 says is confusable with ASCII is replaced by
+//!    that ASCII character (Cyrillic `а` reads as `a`).
+//!
+//! ASCII letters are never changed (ASCII look-alikes such as `0`/`O` are out of scope: they
+//! would break every digit-based detector). Case folding is a separate step, used only by
+//! rules that ask for it.
 
+use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-/// Characters that render as nothing and are dropped before matching.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}' // soft hyphen
-            | '\u{180E}' // Mongolian vowel separator
-            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM/RLM
-            | '\u{202A}'..='\u{202E}' // bidi embedding controls
-            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-            | '\u{FEFF}' // zero-width no-break space
-    )
+/// Text as prompt rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// Invisible characters removed.
+    pub text: String,
+    /// Invisible characters read as spaces; `None` when the input had none.
+    pub spaced: Option<String>,
 }
 
-/// NFKC-normalise `s` and drop invisible characters.
+/// What one code point becomes.
+enum Class {
+    Keep,
+    /// Combining mark: removed in both readings.
+    Mark,
+    /// Invisible: removed, or a space in the second reading.
+    Invisible,
+}
+
+/// Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) that are not already Cf,
+/// Mn, Cn or Co: Hangul fillers, Khmer inherent vowels and the like render as nothing.
+const IGNORABLE: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
+
+/// The zero of every run of decimal digits (general category Nd, Unicode 14).
+const DIGIT_ZEROS: &[u32] = &[
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+fn classify(c: char) -> Class {
+    if c.is_ascii() {
+        return match c {
+            '\t' | '\n' | '\r' => Class::Keep,
+            c if c.is_ascii_control() => Class::Invisible,
+            _ => Class::Keep,
+        };
+    }
+    let cp = c as u32;
+    if IGNORABLE.iter().any(|(lo, hi)| (*lo..=*hi).contains(&cp)) {
+        // Variation selectors are marks in spirit: they never separate words.
+        return if (0xFE00..=0xFE0F).contains(&cp) || (0x180B..=0x180D).contains(&cp) {
+            Class::Mark
+        } else {
+            Class::Invisible
+        };
+    }
+    match c.general_category() {
+        GeneralCategory::NonspacingMark | GeneralCategory::EnclosingMark => Class::Mark,
+        GeneralCategory::Format
+        | GeneralCategory::Control
+        | GeneralCategory::PrivateUse
+        | GeneralCategory::Surrogate
+        | GeneralCategory::Unassigned => Class::Invisible,
+        _ => Class::Keep,
+    }
+}
+
+/// A non-ASCII decimal digit's ASCII form.
+fn ascii_digit(c: char) -> Option<char> {
+    if c.general_category() != GeneralCategory::DecimalNumber {
+        return None;
+    }
+    let cp = c as u32;
+    let zero = DIGIT_ZEROS
+        .iter()
+        .rev()
+        .find(|z| **z <= cp && cp < **z + 10)?;
+    char::from_digit(cp - zero, 10)
+}
+
+/// TS #39 skeletons of the printable ASCII characters, to pick the ASCII character a
+/// confusable stands for (several ASCII characters can share one skeleton: `I`, `l`, `1`).
+fn ascii_skeletons() -> &'static [(char, String)] {
+    static TABLE: OnceLock<Vec<(char, String)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0x21u8..0x7f)
+            .map(|b| {
+                let c = b as char;
+                let s: String =
+                    unicode_security::confusable_detection::skeleton(&c.to_string()).collect();
+                (c, s)
+            })
+            .collect()
+    })
+}
+
+/// The ASCII text a non-ASCII character is confusable with, if any.
+fn confusable_ascii(c: char, out: &mut String) -> bool {
+    let mut buf = [0u8; 4];
+    let skel: String =
+        unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
+    if skel.is_empty() || !skel.is_ascii() {
+        return false;
+    }
+    let candidates: Vec<char> = ascii_skeletons()
+        .iter()
+        .filter(|(_, s)| *s == skel)
+        .map(|(a, _)| *a)
+        .collect();
+    // Prefer the candidate of the same kind: an uppercase look-alike stands for an uppercase
+    // letter, a lowercase one for a lowercase letter.
+    let pick = if c.is_uppercase() {
+        candidates.iter().find(|a| a.is_ascii_uppercase())
+    } else if c.is_lowercase() {
+        candidates.iter().find(|a| a.is_ascii_lowercase())
+    } else {
+        None
+    }
+    .or_else(|| candidates.iter().find(|a| a.is_ascii_alphabetic()))
+    .or(candidates.first());
+    match pick {
+        Some(a) => out.push(*a),
+        None => out.push_str(&skel),
+    }
+    true
+}
+
+/// Step 5 for one character of recomposed text.
+fn push_mapped(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c);
+    } else if c.is_whitespace() {
+        out.push(' ');
+    } else if let Some(d) = ascii_digit(c) {
+        out.push(d);
+    } else if !confusable_ascii(c, out) {
+        out.push(c);
+    }
+}
+
+fn plain_ascii(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+}
+
+/// Normalise `s`, with both readings of invisible characters.
+pub fn normalize_variants(s: &str) -> Normalized {
+    if plain_ascii(s) {
+        return Normalized {
+            text: s.to_owned(),
+            spaced: None,
+        };
+    }
+    let mut removed = String::with_capacity(s.len());
+    let mut spaced = String::with_capacity(s.len());
+    let mut any_invisible = false;
+    for c in s.nfkd() {
+        match classify(c) {
+            Class::Keep => {
+                removed.push(c);
+                spaced.push(c);
+            }
+            Class::Mark => {}
+            Class::Invisible => {
+                any_invisible = true;
+                spaced.push(' ');
+            }
+        }
+    }
+    let finish = |t: &str| {
+        let mut out = String::with_capacity(t.len());
+        for c in t.nfc() {
+            push_mapped(c, &mut out);
+        }
+        out
+    };
+    Normalized {
+        text: finish(&removed),
+        spaced: any_invisible.then(|| finish(&spaced)),
+    }
+}
+
+/// Normalise `s` (invisible characters removed).
 pub fn normalize(s: &str) -> String {
-    // Fast path: pure ASCII is already NFKC and has no invisible characters.
-    if s.is_ascii() {
+    if plain_ascii(s) {
         return s.to_owned();
     }
-    s.chars().filter(|c| !is_invisible(*c)).nfkc().collect()
+    normalize_variants(s).text
 }
 
 /// Case-fold already normalised text.
@@ -47,5 +244,54 @@ mod tests {
         assert_eq!(normalize("se\u{00AD}cret"), "secret");
         assert_eq!(fold("PassWORD"), "password");
         assert_eq!(fold("ÆSIR"), "æsir");
+    }
+
+    #[test]
+    fn every_invisible_class_is_removed() {
+        // variation selector, bidi isolate, tag characters, combining marks, Hangul filler,
+        // word joiner, an ASCII control, a private-use character.
+        for s in [
+            "swo\u{FE0F}rdfish",
+            "swo\u{2066}rd\u{2069}fish",
+            "swo\u{E0072}\u{E0064}rdfish",
+            "s\u{0301}w\u{0336}o\u{20DD}rdfish",
+            "swo\u{3164}rdfish",
+            "swo\u{2060}rdfish",
+            "swo\u{0007}rdfish",
+            "swo\u{E000}rdfish",
+        ] {
+            assert_eq!(normalize(s), "swordfish", "{s:?}");
+        }
+    }
+
+    #[test]
+    fn invisible_characters_also_read_as_spaces() {
+        let n = normalize_variants("the\u{200B}secret");
+        assert_eq!(n.text, "thesecret");
+        assert_eq!(n.spaced.as_deref(), Some("the secret"));
+        assert_eq!(normalize_variants("plain").spaced, None);
+    }
+
+    #[test]
+    fn confusables_digits_and_spaces_become_ascii() {
+        // Cyrillic а, е, о, р, с; Greek Ο; mathematical bold letters; Arabic-Indic digits.
+        assert_eq!(normalize("\u{0430}pple"), "apple");
+        assert_eq!(normalize("s\u{0435}cr\u{0435}t"), "secret");
+        assert_eq!(normalize("\u{0440}\u{0430}ssw\u{043E}rd"), "password");
+        assert_eq!(normalize("\u{039F}K"), "OK");
+        assert_eq!(normalize("\u{1D42C}\u{1D41E}\u{1D41C}"), "sec");
+        assert_eq!(normalize("\u{0664}\u{0661}\u{0661}"), "411");
+        assert_eq!(normalize("a\u{00A0}b\u{3000}c"), "a b c");
+        // Accented letters lose their accents; other scripts stay as they are.
+        assert_eq!(normalize("café"), "cafe");
+        assert_eq!(normalize("日本語"), "日本語");
+        assert_eq!(normalize("한국어"), "한국어");
+    }
+
+    #[test]
+    fn uppercase_lookalike_stays_uppercase() {
+        // Cyrillic І (U+0406) shares the skeleton of `l`, `I` and `1`.
+        assert_eq!(normalize("SECRET_\u{0406}D"), "SECRET_ID");
+        assert_eq!(normalize("\u{0399}D"), "ID");
     }
 }

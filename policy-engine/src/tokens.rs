@@ -49,11 +49,33 @@ impl Encoding {
 /// Exact number of tokens in `text`.
 #[cfg(feature = "tokenizer")]
 pub fn count(enc: Encoding, text: &str) -> u64 {
-    let bpe = match enc {
+    bpe(enc).encode_ordinary(text).len() as u64
+}
+
+#[cfg(feature = "tokenizer")]
+fn bpe(enc: Encoding) -> &'static tiktoken_rs::CoreBPE {
+    match enc {
         Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
         Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
-    };
-    bpe.encode_ordinary(text).len() as u64
+    }
+}
+
+/// The text of token ids (`None` when an id is not in the vocabulary or the bytes are not
+/// UTF-8, or without the tokenizer: such prompts are then refused).
+#[cfg(feature = "tokenizer")]
+pub fn decode(enc: Encoding, ids: &[u32]) -> Option<String> {
+    bpe(enc).decode(ids).ok()
+}
+
+#[cfg(not(feature = "tokenizer"))]
+pub fn decode(_enc: Encoding, _ids: &[u32]) -> Option<String> {
+    None
+}
+
+/// Token ids of `text` (tests and tools).
+#[cfg(feature = "tokenizer")]
+pub fn encode(enc: Encoding, text: &str) -> Vec<u32> {
+    bpe(enc).encode_ordinary(text)
 }
 
 /// Without the tokenizer the byte length is used: an upper bound, so limits fail closed.
@@ -72,7 +94,7 @@ fn overhead(x: &Extracted) -> u64 {
         Api::ChatCompletions | Api::Responses | Api::AnthropicMessages => {
             x.items as u64 * PER_ITEM + PRIMING
         }
-        Api::Completions | Api::Embeddings => 0,
+        Api::Completions | Api::Embeddings | Api::Generic => 0,
     }
 }
 

@@ -59,10 +59,11 @@ class Stack:
             "--store", self.dir / "store",
             "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
         ], stdout=log, stderr=log))
+        env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(self.dir / "handoff.key").read_text().strip())
         self.procs.append(subprocess.Popen([
             shutil.which("envoy"), "-c", self.dir / "envoy.yaml", "--concurrency", "2",
             "--log-level", "warn", "--base-id", "21",
-        ], stdout=log, stderr=log))
+        ], stdout=log, stderr=log, env=env))
         wait_http(f"{self.api}/healthz")
         wait_http(f"http://127.0.0.1:{PORTS['upstream']}/v1/models")
         wait_http(f"{self.admin}/ready")
@@ -95,7 +96,11 @@ class Stack:
         return requests.post(self.base + path, data=data, headers=h, timeout=10)
 
     def sessions(self, limit=200):
-        return requests.get(f"{self.api}/v1/sessions", params={"limit": limit}, timeout=5).json()
+        auditor = self.token("audrey", groups=("auditors",))
+        r = requests.get(f"{self.api}/v1/sessions", params={"limit": limit}, timeout=5,
+                         headers={"authorization": f"Bearer {auditor}"})
+        r.raise_for_status()
+        return r.json()
 
     def stats(self):
         text = requests.get(f"{self.admin}/stats", timeout=5).text

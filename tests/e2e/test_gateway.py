@@ -124,7 +124,7 @@ def test_every_decision_reaches_the_session_log(stack):
     assert s["identity"]["principal"] == "carol"
     assert s["decision"]["verdict"] == "allow"
     assert s["response"]["masked_values"] >= 2
-    assert s["request"]["prompt"]["segments"][0]["text"] == "log me"
+    assert s["request"]["prompt"]["body"]["messages"][0]["content"] == "log me"
     b = recs[(blocked.headers["x-gatehouse-request-id"], "filter_decision")]
     assert b["decision"]["verdict"] == "block" and "no-credentials" in b["decision"]["rules"]
     assert b["identity"]["principal"] == "carol"

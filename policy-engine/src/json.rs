@@ -1,0 +1,122 @@
+//! Strict JSON parsing for request bodies.
+//!
+//! `serde_json::Value` keeps the last of two equal keys, and servers disagree on which one
+//! wins (first, last, or a case-insensitive match in Go's `encoding/json`). A body whose keys
+//! could be read two ways is refused, so the gateway never decides on a different reading
+//! than the one the model server acts on: duplicate keys, and keys of one object that differ
+//! only in letter case, are errors. Nesting is bounded by serde_json's recursion limit.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
+use std::fmt;
+
+/// Why a body is not acceptable JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(pub String);
+
+/// Parse `bytes` as one JSON value, refusing duplicate and case-colliding keys.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = StrictValue
+        .deserialize(&mut de)
+        .map_err(|e| JsonError(e.to_string()))?;
+    de.end().map_err(|e| JsonError(e.to_string()))?;
+    Ok(v)
+}
+
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        let mut folded = HashSet::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            if !folded.insert(k.to_lowercase()) {
+                return Err(de::Error::custom(format!(
+                    "key `{k}` differs from another key of the same object only in letter case"
+                )));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_and_case_colliding_keys_are_refused() {
+        let e = parse_strict(br#"{"a": 1, "b": {"x": 1, "x": 2}}"#).unwrap_err();
+        assert!(e.0.contains("duplicate key `x`"), "{e}");
+        let e = parse_strict(br#"{"messages": [], "Messages": []}"#).unwrap_err();
+        assert!(e.0.contains("letter case"), "{e}");
+        // The same key in two different objects is fine.
+        assert!(parse_strict(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
+    }
+
+    #[test]
+    fn values_match_serde_json() {
+        let src = br#"{"s": "\u0041b", "n": -3, "f": 1.5, "t": true, "z": null, "a": [1, "x"]}"#;
+        let want: Value = serde_json::from_slice(src).unwrap();
+        assert_eq!(parse_strict(src).unwrap(), want);
+        assert!(parse_strict(b"{} trailing").is_err());
+        assert!(parse_strict(br#""\ud800""#).is_err(), "lone surrogate");
+        let deep = "[".repeat(1000) + &"]".repeat(1000);
+        assert!(parse_strict(deep.as_bytes()).is_err(), "recursion limit");
+    }
+}
