@@ -6,7 +6,7 @@ CARGO ?= cargo
 WASM := target-wasm/gatehouse_filter.wasm
 BIN := target/release/gatehouse
 
-.PHONY: run test setup build wasm server unit e2e policy-check bench lint fmt clean
+.PHONY: run test setup build wasm server unit e2e policy-check fuzz bench lint fmt clean
 
 setup:
 	@scripts/setup.sh run
@@ -32,12 +32,18 @@ policy-check: server
 e2e: build
 	python3 -m pytest -q tests/e2e
 
+# Every parser under libFuzzer for a bounded time (FUZZ_SECONDS per target).
+FUZZ_SECONDS ?= 20
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 test:
 	@scripts/setup.sh test
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) policy-check
 	$(MAKE) e2e
+	$(MAKE) fuzz
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -54,4 +60,4 @@ bench:
 	python3 tests/bench_envoy.py
 
 clean:
-	rm -rf target target-wasm .gatehouse
+	rm -rf target target-wasm .gatehouse fuzz/target
