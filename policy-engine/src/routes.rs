@@ -4,8 +4,9 @@
 //! escaped slashes unescaped); this module then matches it *exactly*, segment by segment and
 //! case-sensitively, against the bundle's routes. Anything else is refused: an unknown path
 //! (404), a known path with another method (405), a query parameter the route does not list
-//! (400). A spelling the upstream might still serve (`%63`, `;param`, another case, a trailing
-//! slash) is simply not on the list.
+//! (400). Envoy has already decoded `%2F` and escaped unreserved characters (`%6F`); a
+//! spelling the upstream might still serve (`;param`, another case, a trailing slash, a
+//! reserved escape) is simply not on the list.
 
 use crate::extract::Api;
 use serde::{Deserialize, Serialize};

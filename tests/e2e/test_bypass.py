@@ -59,7 +59,8 @@ PATHS = [
     "/v1//chat/completions",       # merged
     "/v1/./chat/completions",      # dot segments resolved
     "/v1/x/../chat/completions",
-    "/v1/chat/c%6Fmpletions",      # other escapes: not on the list
+    "/v1/chat/c%6Fmpletions",      # unreserved escapes decoded by Envoy: the real route
+    "/v1/chat/completions%3F",     # reserved escapes stay: not on the list
     "/V1/Chat/Completions",
     "/v1/chat/completions;x=1",
     "/v1/chat/completions/",
