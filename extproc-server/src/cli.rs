@@ -546,6 +546,9 @@ pub struct BenchArgs {
     /// Print the benchmark request body and exit (used by the Envoy benchmarks).
     #[arg(long)]
     print_request: bool,
+    /// With --print-request: the request with 20 KiB of tool schemas instead of the chat.
+    #[arg(long)]
+    tools: bool,
 }
 
 /// A ~4 KiB chat request of ordinary prose with no findings.
@@ -563,11 +566,36 @@ pub fn bench_request() -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// A clean request with about 20 KiB of tool schemas (every string of them is scanned).
+pub fn bench_tools_request() -> Vec<u8> {
+    let tools: Vec<Value> = (0..14)
+        .map(|i| {
+            let props: serde_json::Map<String, Value> = (0..8)
+                .map(|j| {
+                    (
+                        format!("field_{i}_{j}"),
+                        json!({"type": "string", "description": format!(
+                            "The {j}th attribute of record kind {i}, as shown on the customer's order page."),
+                            "enum": ["north", "south", "east", "west"]}),
+                    )
+                })
+                .collect();
+            json!({"type": "function", "function": {"name": format!("lookup_record_{i}"),
+                "description": "Look up one record of the warehouse system by its attributes.",
+                "parameters": {"type": "object", "properties": props, "required": ["field_0_0"]}}})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 256, "tools": tools,
+        "messages": [{"role": "user", "content": "Which record matches the order I described?"}]}))
+    .unwrap_or_default()
+}
+
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let body = bench_request();
+    let tools_body = bench_tools_request();
     if a.print_request {
         use std::io::Write;
-        std::io::stdout().write_all(&body)?;
+        std::io::stdout().write_all(if a.tools { &tools_body } else { &body })?;
         return Ok(());
     }
     let caller = caller_of(
@@ -628,6 +656,15 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             );
         };
         run("decide (parse+extract+match)", body.len(), &mut decide);
+        let mut decide_tools = || {
+            let d = engine.decide(&caller, "POST", "/v1/chat/completions", &tools_body);
+            assert_eq!(d.verdict, policy_engine::Verdict::Allow, "{:?}", d.rules);
+        };
+        run(
+            &format!("decide, {} KiB of tool schemas", tools_body.len() / 1024),
+            tools_body.len(),
+            &mut decide_tools,
+        );
         let text: String = serde_json::from_slice::<Value>(&body)?["messages"][1]["content"]
             .as_str()
             .unwrap_or_default()

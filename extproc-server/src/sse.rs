@@ -256,8 +256,10 @@ impl SseMasker {
     }
 
     fn openai_chunk(&mut self, engine: &Engine, cp: &CompiledPolicy, v: &mut Value) {
+        // The template of flush chunks: its fields are sent again, so they are masked too.
         let mut template = v.clone();
         template["choices"] = json!([]);
+        mask_value(engine, cp, &mut template, &mut Tally::default());
         self.chat_template = Some(template);
         let completion = v.get("object").and_then(Value::as_str) == Some("text_completion");
         let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {

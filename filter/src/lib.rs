@@ -384,6 +384,7 @@ impl RootContext for Root {
             queue: self.queue,
             pending: None,
             buffered: 0,
+            body_ended: false,
             awaiting_keys: None,
             response_headers: Vec::new(),
         }))
@@ -401,6 +402,8 @@ struct Http {
     pending: Option<Pending>,
     /// Size of the request body buffered so far.
     buffered: usize,
+    /// The body ended (end of stream or trailers) while the headers waited for keys.
+    body_ended: bool,
     /// Headers paused while the token issuer's JWKS is fetched: (issuer, headers).
     awaiting_keys: Option<(String, RequestHead)>,
     /// Headers echoed to the client on the response (request id, policy, verdict).
@@ -417,6 +420,16 @@ impl Context for Http {
         accept_fetch(&self.gate, &self.metrics, &issuer, now, doc);
         let step = self.gate.borrow_mut().on_headers(head, now, nanos, false);
         if let Action::Continue = self.head_step(step) {
+            // A body that arrived whole while the keys were fetched is decided now, before
+            // anything goes on; otherwise the body callbacks decide it as usual.
+            if self.body_ended {
+                if let Some(p) = self.pending.take() {
+                    let size = self.buffered;
+                    if let Action::Pause = self.decide_body(p, size) {
+                        return;
+                    }
+                }
+            }
             self.resume_http_request();
         }
     }
@@ -582,6 +595,12 @@ impl HttpContext for Http {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(p) = self.pending.take() else {
+            if self.awaiting_keys.is_some() {
+                // The headers wait for the issuer's keys: hold the body until they are known.
+                self.buffered = body_size;
+                self.body_ended = end_of_stream;
+                return Action::Pause;
+            }
             return Action::Continue;
         };
         self.buffered = body_size;
@@ -597,6 +616,10 @@ impl HttpContext for Http {
     /// there is, and it is decided now, before anything goes on.
     fn on_http_request_trailers(&mut self, _n: usize) -> Action {
         let Some(p) = self.pending.take() else {
+            if self.awaiting_keys.is_some() {
+                self.body_ended = true;
+                return Action::Pause;
+            }
             return Action::Continue;
         };
         let size = self.buffered;

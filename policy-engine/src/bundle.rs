@@ -79,6 +79,10 @@ pub struct Inspection {
     /// text, or refused (415) when it is not text.
     #[serde(default = "default_opaque_media")]
     pub opaque_media: Vec<String>,
+    /// Let requests refer to content the provider fetches itself (`file_url`, `file_id`),
+    /// which the gateway cannot inspect. Off: such requests are refused (400).
+    #[serde(default)]
+    pub allow_remote_content: bool,
 }
 
 fn default_opaque_media() -> Vec<String> {
@@ -89,6 +93,7 @@ impl Default for Inspection {
     fn default() -> Self {
         Inspection {
             opaque_media: default_opaque_media(),
+            allow_remote_content: false,
         }
     }
 }

@@ -517,6 +517,7 @@ impl Engine {
     ) -> Result<(serde_json::Value, Extracted), ExtractError> {
         let opts = extract::Options {
             opaque_media: &self.bundle.inspection.opaque_media,
+            allow_remote_content: self.bundle.inspection.allow_remote_content,
             encoding: cp.encoding,
         };
         extract::extract_bytes(api, body, route_model, &opts)
@@ -548,13 +549,14 @@ impl Engine {
             ),
             RouteMatch::Inference { api, model } => {
                 match self.extract(cp, api, model.as_deref(), body) {
+                    // The message may name a field path made of the body's keys: redacted.
                     Err(e) => Decision::refuse(
                         Verdict::Block,
                         e.status(),
                         "malformed_request",
                         "body",
                         "",
-                        e.to_string(),
+                        self.redact_for_record(cp, &e.to_string()),
                     ),
                     Ok((_, x)) => self.decide_extracted(cp, &x),
                 }
@@ -751,6 +753,11 @@ impl Engine {
             }
             d.findings.extend(approvals);
         }
+        // Field paths name object keys, and a key may be the very value a rule matched: the
+        // paths are redacted like recorded prompts before they reach a reply or the log.
+        for f in &mut d.findings {
+            f.field = self.redact_for_record(cp, &f.field);
+        }
         d
     }
 
@@ -796,6 +803,15 @@ impl Engine {
     /// [`Engine::redact_for_record`] does, strings holding JSON redacted inside, and inline
     /// `data:` content reduced to its type and size.
     pub fn redact_json(&self, cp: &CompiledPolicy, v: &serde_json::Value) -> serde_json::Value {
+        self.redact_json_at(cp, v, 0)
+    }
+
+    fn redact_json_at(
+        &self,
+        cp: &CompiledPolicy,
+        v: &serde_json::Value,
+        depth: u8,
+    ) -> serde_json::Value {
         use serde_json::Value;
         match v {
             Value::String(s) => {
@@ -807,18 +823,27 @@ impl Engine {
                     ));
                 }
                 let t = s.trim_start();
-                if t.starts_with('{') || t.starts_with('[') {
+                if depth < extract::NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
                     if let Ok(inner) = serde_json::from_str::<Value>(t) {
-                        let r = self.redact_json(cp, &inner);
+                        let r = self.redact_json_at(cp, &inner, depth + 1);
                         return Value::from(serde_json::to_string(&r).unwrap_or_default());
                     }
                 }
                 Value::from(self.redact_for_record(cp, s))
             }
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.redact_json(cp, x)).collect()),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.redact_json_at(cp, x, depth))
+                    .collect(),
+            ),
             Value::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, x)| (self.redact_for_record(cp, k), self.redact_json(cp, x)))
+                    .map(|(k, x)| {
+                        (
+                            self.redact_for_record(cp, k),
+                            self.redact_json_at(cp, x, depth),
+                        )
+                    })
                     .collect(),
             ),
             other => other.clone(),

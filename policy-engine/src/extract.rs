@@ -74,7 +74,7 @@ impl Api {
     /// Fields that multiply the output: several choices per request.
     pub fn choice_fields(self) -> &'static [&'static str] {
         match self {
-            Api::ChatCompletions => &["/n"],
+            Api::ChatCompletions => &["/n", "/best_of"],
             Api::Completions => &["/n", "/best_of"],
             Api::Generic => &["/n", "/best_of", "/parameters/best_of"],
             _ => &[],
@@ -93,8 +93,8 @@ pub struct Segment {
 /// A limit-relevant numeric field as the request states it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitField {
-    /// JSON pointer.
-    pub pointer: &'static str,
+    /// JSON pointer, with the keys as the request spells them.
+    pub pointer: String,
     /// The value when it is a whole number; `None` when it is anything else.
     pub value: Option<u64>,
 }
@@ -146,6 +146,8 @@ pub enum ExtractError {
     },
     #[error("field `{0}` holds token ids this gateway cannot decode")]
     TokenIds(String),
+    #[error("field `{0}` refers to content the provider fetches itself, which the gateway cannot inspect (bundle setting inspection.allow_remote_content)")]
+    Remote(String),
 }
 
 impl ExtractError {
@@ -162,12 +164,25 @@ impl ExtractError {
 }
 
 /// How deep strings holding JSON are opened (a string of JSON of a string of JSON...).
-const NESTED_JSON_DEPTH: u8 = 3;
+pub const NESTED_JSON_DEPTH: u8 = 3;
+
+/// Keys naming content the provider fetches itself (OpenAI files and file URLs).
+fn is_remote_key(k: &str) -> bool {
+    matches!(k, "file_url" | "file_id")
+}
+
+/// Keys under which the APIs expect media (image URLs, file and audio data): the only places
+/// inline content may be opaque.
+fn is_media_key(k: &str) -> bool {
+    matches!(k, "url" | "image_url" | "file_data" | "data" | "image" | "images")
+}
 
 /// Options of one extraction.
 pub struct Options<'a> {
     /// Media types whose verified binary content is not scanned (`image/*`, ...).
     pub opaque_media: &'a [String],
+    /// Whether references to content the provider fetches (`file_url`, `file_id`) pass.
+    pub allow_remote_content: bool,
     /// Encoding for models that are not OpenAI's, used to decode prompts given as token ids.
     pub encoding: Encoding,
 }
@@ -190,17 +205,23 @@ impl Walker<'_> {
         }
     }
 
-    /// Every string, key and number inside `v`.
-    fn walk(&mut self, field: &str, v: &Value, depth: u8) -> Result<(), ExtractError> {
+    /// Every string, key and number inside `v`; `key` is the object key `v` sits under.
+    fn walk(
+        &mut self,
+        field: &str,
+        key: Option<&str>,
+        v: &Value,
+        depth: u8,
+    ) -> Result<(), ExtractError> {
         match v {
-            Value::String(s) => self.string(field, s, depth),
+            Value::String(s) => self.string(field, key.is_some_and(is_media_key), s, depth),
             Value::Number(n) => {
                 self.push(field.to_owned(), &n.to_string());
                 Ok(())
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    self.walk(&format!("{field}[{i}]"), x, depth)?;
+                    self.walk(&format!("{field}[{i}]"), key, x, depth)?;
                 }
                 Ok(())
             }
@@ -214,8 +235,11 @@ impl Walker<'_> {
                     } else {
                         format!("{field}.{k}")
                     };
+                    if is_remote_key(k) && x.is_string() && !self.opts.allow_remote_content {
+                        return Err(ExtractError::Remote(f));
+                    }
                     self.push(format!("{f}.<key>"), k);
-                    self.walk(&f, x, depth)?;
+                    self.walk(&f, Some(k), x, depth)?;
                 }
                 Ok(())
             }
@@ -223,10 +247,18 @@ impl Walker<'_> {
         }
     }
 
-    fn string(&mut self, field: &str, s: &str, depth: u8) -> Result<(), ExtractError> {
-        if let Some(inline) = media::inline_data_uri(s, self.opts.opaque_media) {
+    fn string(
+        &mut self,
+        field: &str,
+        media_field: bool,
+        s: &str,
+        depth: u8,
+    ) -> Result<(), ExtractError> {
+        if let Some(inline) = media::inline_data_uri(s, self.opts.opaque_media, media_field) {
             return match inline {
                 Ok(Inline::Text(t)) => {
+                    // The string as written, and the text it carries.
+                    self.push(field.to_owned(), s);
                     self.push(format!("{field}<data>"), &t);
                     Ok(())
                 }
@@ -242,7 +274,7 @@ impl Walker<'_> {
         let t = s.trim_start();
         if depth < NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
             if let Ok(inner) = serde_json::from_str::<Value>(t) {
-                self.walk(&format!("{field}<json>"), &inner, depth + 1)?;
+                self.walk(&format!("{field}<json>"), None, &inner, depth + 1)?;
             }
         }
         Ok(())
@@ -273,7 +305,7 @@ impl Walker<'_> {
         for (k, x) in o.iter().filter(|(k, _)| k.as_str() != "data") {
             let kf = format!("{field}.{k}");
             self.push(format!("{kf}.<key>"), k);
-            self.walk(&kf, x, NESTED_JSON_DEPTH)?;
+            self.walk(&kf, Some(k), x, NESTED_JSON_DEPTH)?;
         }
         Ok(true)
     }
@@ -325,13 +357,31 @@ pub fn extract_bytes(
     Ok((v, x))
 }
 
+/// Look a pointer up ignoring ASCII case (servers decoding with Go's `encoding/json` match
+/// field names that way; strict parsing has refused keys that collide under case folding,
+/// so at most one key matches). Returns the pointer as the body spells it, and the value.
+fn pointer_ci<'a>(body: &'a Value, pointer: &str) -> Option<(String, &'a Value)> {
+    let mut v = body;
+    let mut spelled = String::new();
+    for part in pointer.split('/').skip(1) {
+        let (k, x) = v
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(part))?;
+        spelled.push('/');
+        spelled.push_str(&k.replace('~', "~0").replace('/', "~1"));
+        v = x;
+    }
+    Some((spelled, v))
+}
+
 fn limit_fields(body: &Value, pointers: &'static [&'static str]) -> Vec<LimitField> {
     pointers
         .iter()
         .filter_map(|p| {
-            let v = body.pointer(p)?;
+            let (pointer, v) = pointer_ci(body, p)?;
             (!v.is_null()).then(|| LimitField {
-                pointer: p,
+                pointer,
                 value: v.as_u64(),
             })
         })
@@ -376,7 +426,7 @@ pub fn extract(
         segments: Vec::new(),
         raw_tokens: 0,
     };
-    w.walk("", body, 0)?;
+    w.walk("", None, body, 0)?;
     let items = match api {
         Api::ChatCompletions | Api::AnthropicMessages => match body.get("messages") {
             Some(Value::Array(a)) => a.len(),
@@ -441,6 +491,7 @@ mod tests {
         static OPAQUE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
         Options {
             opaque_media: OPAQUE.get_or_init(|| vec!["image/*".into(), "audio/*".into()]),
+            allow_remote_content: false,
             encoding: Encoding::O200kBase,
         }
     }
@@ -497,6 +548,21 @@ mod tests {
             assert!(has(&x, want), "missing {want}: {:?}", texts(&x));
         }
         assert!(!has(&x, "iVBORw0KGgo"), "a verified image is opaque");
+    }
+
+    #[test]
+    fn remote_content_is_refused_unless_allowed() {
+        let body = json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_file", "file_url": "https://attacker.example/notes.pdf"}]}]});
+        assert!(matches!(
+            extract(Api::Responses, &body, None, &opts()),
+            Err(ExtractError::Remote(_))
+        ));
+        let allow = Options {
+            allow_remote_content: true,
+            ..opts()
+        };
+        assert!(extract(Api::Responses, &body, None, &allow).is_ok());
     }
 
     #[test]

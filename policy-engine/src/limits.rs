@@ -28,10 +28,10 @@ pub fn completion(
     let whole = |f: &LimitField, least: u64| match f.value {
         Some(v) if v >= least => Ok(v),
         _ => Err((
-            name(f.pointer),
+            name(&f.pointer),
             format!(
                 "`{}` must be a whole number of at least {least}",
-                name(f.pointer)
+                name(&f.pointer)
             ),
         )),
     };
@@ -42,7 +42,7 @@ pub fn completion(
     let per_choice = max / choices;
     if per_choice == 0 {
         return Err((
-            name(x.choices.first().map_or("n", |c| c.pointer)),
+            name(x.choices.first().map_or("n", |c| c.pointer.as_str())),
             format!("{choices} choices cannot fit in the completion limit of {max} tokens"),
         ));
     }
@@ -64,20 +64,20 @@ pub fn completion(
         let v = whole(f, 0)?;
         if v > per_choice {
             match over {
-                OverLimit::Clamp => clamp.push((f.pointer.to_owned(), per_choice)),
+                OverLimit::Clamp => clamp.push((f.pointer.clone(), per_choice)),
                 OverLimit::Reject if choices > 1 => {
                     return Err((
-                        name(f.pointer),
+                        name(&f.pointer),
                         format!(
                             "{} {v} for {choices} choices exceeds the limit of {max} tokens",
-                            name(f.pointer)
+                            name(&f.pointer)
                         ),
                     ))
                 }
                 OverLimit::Reject => {
                     return Err((
-                        name(f.pointer),
-                        format!("{} {v} exceeds the limit of {max}", name(f.pointer)),
+                        name(&f.pointer),
+                        format!("{} {v} exceeds the limit of {max}", name(&f.pointer)),
                     ))
                 }
             }
@@ -118,6 +118,7 @@ mod tests {
     fn check(api: Api, body: Value, over: OverLimit) -> Result<Vec<(String, u64)>, String> {
         let opts = Options {
             opaque_media: &[],
+            allow_remote_content: false,
             encoding: Encoding::O200kBase,
         };
         let x = extract(api, &body, None, &opts).unwrap();
@@ -147,6 +148,8 @@ mod tests {
         assert!(check(chat, json!({"max_tokens": "8"}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": -1}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 50, "n": 3}), Reject).is_err());
+        assert!(check(chat, json!({"Max_Tokens": 5000}), Reject).is_err(), "any case");
+        assert!(check(chat, json!({"max_tokens": 50, "best_of": 3}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 50, "n": 2.5}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 5, "n": 500}), Reject).is_err());
         assert_eq!(

@@ -72,11 +72,23 @@ pub fn escape(lit: &str) -> String {
     regex_syntax::escape(lit)
 }
 
+/// A literal as a regex where each run of white space matches any run of white space
+/// (`project kestrel` also matches `project\tkestrel` and `project  kestrel`).
+fn spaced_literal(lit: &str) -> String {
+    let words: Vec<String> = lit.split_whitespace().map(escape).collect();
+    if words.is_empty() {
+        return escape(lit);
+    }
+    let lead = if lit.starts_with(char::is_whitespace) { r"\s+" } else { "" };
+    let tail = if lit.ends_with(char::is_whitespace) { r"\s+" } else { "" };
+    format!("{lead}{}{tail}", words.join(r"\s+"))
+}
+
 /// The regex a literal spec compiles to when literals share the regex pass.
 pub fn literal_regex(kind: &SpecKind) -> Option<String> {
     match kind {
-        SpecKind::Literal(l) => Some(escape(l)),
-        SpecKind::LiteralCi(l) => Some(format!("(?i:{})", escape(l))),
+        SpecKind::Literal(l) => Some(spaced_literal(l)),
+        SpecKind::LiteralCi(l) => Some(format!("(?i:{})", spaced_literal(l))),
         SpecKind::Regex { .. } => None,
     }
 }
@@ -204,6 +216,7 @@ impl PatternSet {
             }
         }
         if let Some(re) = &self.combined {
+            let mut budget = RETRY_BUDGET;
             let mut set = ReSet::new(re.pattern_len());
             re.which_overlapping_matches(&Input::new(text), &mut set);
             for pid in set.iter() {
@@ -215,16 +228,24 @@ impl PatternSet {
                     SpecKind::Regex { validate, .. } => *validate,
                     SpecKind::Literal(_) | SpecKind::LiteralCi(_) => None,
                 };
-                for m in single.find_iter(text) {
-                    if validate.is_none_or(|v| v(&text[m.start()..m.end()])) {
-                        out.push(Hit {
-                            owner: self.specs[spec].owner,
-                            spec,
-                            start: m.start(),
-                            end: m.end(),
-                        });
-                    }
-                }
+                let owner = self.specs[spec].owner;
+                let Some(validate) = validate else {
+                    out.extend(single.find_iter(text).map(|m| Hit {
+                        owner,
+                        spec,
+                        start: m.start(),
+                        end: m.end(),
+                    }));
+                    continue;
+                };
+                validated_hits(single, validate, text, &mut budget, |start, end| {
+                    out.push(Hit {
+                        owner,
+                        spec,
+                        start,
+                        end,
+                    })
+                });
             }
         }
     }
@@ -234,6 +255,60 @@ impl PatternSet {
         let mut v = Vec::new();
         self.scan(text, &mut v);
         !v.is_empty()
+    }
+}
+
+/// Failed validations a scan may retry with other spans before it counts candidates as
+/// matches (fail closed): keeps a text full of near-misses linear.
+const RETRY_BUDGET: usize = 65_536;
+
+/// Matches of `re` that pass `validate`. A candidate that fails is not the end of it: a valid
+/// value may be a shorter match at the same start (a card number followed by its CVV) or
+/// start inside it (a quantity before a card number), so shorter ends are tried, then the
+/// search goes on one byte later rather than after the failed candidate.
+fn validated_hits(
+    re: &Regex,
+    validate: fn(&[u8]) -> bool,
+    text: &[u8],
+    budget: &mut usize,
+    mut emit: impl FnMut(usize, usize),
+) {
+    use regex_automata::Anchored;
+    let mut at = 0;
+    while at <= text.len() {
+        let Some(m) = re.find(Input::new(text).range(at..)) else {
+            return;
+        };
+        let (start, mut end) = (m.start(), m.end());
+        let mut found = None;
+        loop {
+            if validate(&text[start..end]) || *budget == 0 {
+                found = Some(end);
+                break;
+            }
+            *budget -= 1;
+            // The longest match from `start` that ends before `end`.
+            let shorter = (start < end)
+                .then(|| {
+                    re.find(
+                        Input::new(text)
+                            .range(start..end - 1)
+                            .anchored(Anchored::Yes),
+                    )
+                })
+                .flatten();
+            match shorter {
+                Some(s) if s.end() < end && s.start() == start => end = s.end(),
+                _ => break,
+            }
+        }
+        match found {
+            Some(end) => {
+                emit(start, end);
+                at = end.max(start + 1);
+            }
+            None => at = start + 1,
+        }
     }
 }
 
@@ -288,6 +363,33 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_candidate_does_not_hide_a_valid_one() {
+        let det = crate::detectors::find("payment_card").unwrap();
+        let set = PatternSet::build(
+            vec![Spec {
+                owner: 0,
+                kind: SpecKind::Regex {
+                    pattern: det.pattern.into(),
+                    validate: det.validate,
+                },
+            }],
+            false,
+        )
+        .unwrap();
+        for t in [
+            "card 4111 1111 1111 1111 123",
+            "qty 3 4111 1111 1111 1111",
+            "4111111111111111",
+        ] {
+            let mut hits = Vec::new();
+            set.scan(t.as_bytes(), &mut hits);
+            assert_eq!(hits.len(), 1, "{t}");
+            assert_eq!(&t[hits[0].start..hits[0].end].replace(' ', ""), "4111111111111111");
+        }
+        assert!(!set.any(b"order 4111 1111 1111 1112"));
+    }
+
+    #[test]
     fn bad_regex_is_reported() {
         assert!(check_regex("(unclosed").is_err());
         assert!(check_regex("caf\u{e9}").is_ok());
@@ -310,6 +412,11 @@ mod tests {
         }
         let set = PatternSet::build_one_pass(vec![lit(0, "<script>")]).unwrap();
         assert!(!set.any(b"script"));
+        let set = PatternSet::build_one_pass(vec![lit(0, "project kestrel")]).unwrap();
+        for t in ["project\tkestrel", "project  kestrel", "project\n kestrel"] {
+            assert!(set.any(t.as_bytes()), "{t:?}");
+        }
+        assert!(!set.any(b"projectkestrel"));
     }
 
     #[test]

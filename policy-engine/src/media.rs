@@ -37,12 +37,12 @@ const B64_URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Decode base64 (standard or URL-safe alphabet, padding optional, surrounding and embedded
-/// line breaks tolerated as MIME encoders write them).
+/// Decode base64 strictly: the standard or URL-safe alphabet, padding optional, and no
+/// white space but the line breaks MIME encoders insert. Prose is not base64.
 pub fn decode_base64(data: &str) -> Option<Vec<u8>> {
     let compact: String;
-    let s = if data.bytes().any(|b| b.is_ascii_whitespace()) {
-        compact = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let s = if data.bytes().any(|b| b == b'\n' || b == b'\r') {
+        compact = data.chars().filter(|c| *c != '\n' && *c != '\r').collect();
         compact.as_str()
     } else {
         data
@@ -50,9 +50,10 @@ pub fn decode_base64(data: &str) -> Option<Vec<u8>> {
     B64.decode(s).or_else(|_| B64_URL.decode(s)).ok()
 }
 
-/// A parsed `data:` URI: media type (lower case, parameters dropped) and payload.
+/// A parsed `data:` URI: media type (lower case), its charset, and payload.
 pub struct DataUri<'a> {
     pub media_type: String,
+    pub charset: Option<String>,
     pub base64: bool,
     pub payload: &'a str,
 }
@@ -68,13 +69,25 @@ pub fn data_uri(s: &str) -> Option<DataUri<'_>> {
     let (meta, payload) = (&rest[..comma], &rest[comma + 1..]);
     let mut parts = meta.split(';');
     let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let base64 = parts.any(|p| p.trim().eq_ignore_ascii_case("base64"));
+    let mut base64 = false;
+    let mut charset = None;
+    for p in parts {
+        let p = p.trim();
+        if p.eq_ignore_ascii_case("base64") {
+            base64 = true;
+        } else if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("charset") {
+                charset = Some(v.trim().trim_matches('"').to_ascii_lowercase());
+            }
+        }
+    }
     Some(DataUri {
         media_type: if media_type.is_empty() {
             "text/plain".into()
         } else {
             media_type
         },
+        charset,
         base64,
         payload,
     })
@@ -118,26 +131,110 @@ pub fn type_matches(pattern: &str, media_type: &str) -> bool {
     }
 }
 
-/// Classify decoded inline bytes of `media_type`: opaque when the bundle lists the type and
-/// the signature proves it; otherwise readable UTF-8 text, or refused.
-pub fn classify(media_type: &str, bytes: Vec<u8>, opaque: &[String]) -> Result<Inline, MediaError> {
-    if opaque.iter().any(|p| type_matches(p, media_type)) && signature_matches(media_type, &bytes) {
-        return Ok(Inline::Opaque);
-    }
-    String::from_utf8(bytes)
-        .map(Inline::Text)
-        .map_err(|_| MediaError::Unreadable(media_type.to_owned()))
+/// Types a model reads as text.
+fn textual(media_type: &str) -> bool {
+    let (major, minor) = media_type.split_once('/').unwrap_or((media_type, ""));
+    major == "text"
+        || (major == "application"
+            && (matches!(
+                minor,
+                "json" | "xml" | "yaml" | "x-yaml" | "javascript" | "csv" | "x-ndjson" | "sql"
+            ) || minor.ends_with("+json")
+                || minor.ends_with("+xml")))
 }
 
-/// Inline content given as base64 with a declared media type.
-pub fn inline_base64(
+/// Types whose bytes may be UTF-8 yet hide their text (compressed or encoded streams):
+/// never read as plain text.
+fn container(media_type: &str) -> bool {
+    let (major, _) = media_type.split_once('/').unwrap_or((media_type, ""));
+    !textual(media_type) && !matches!(major, "image" | "audio" | "video")
+}
+
+/// Numeric and the basic named character references of HTML and XML, decoded.
+fn decode_entities(s: &str) -> Option<String> {
+    if !s.contains('&') {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest.find(';').filter(|e| *e <= 12);
+        let decoded = end.and_then(|e| {
+            let name = &rest[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => {
+                    let n = name.strip_prefix('#')?;
+                    let v = match n.strip_prefix(['x', 'X']) {
+                        Some(h) => u32::from_str_radix(h, 16).ok()?,
+                        None => n.parse().ok()?,
+                    };
+                    char::from_u32(v)
+                }
+            }?;
+            Some((c, e + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Classify decoded inline bytes of `media_type`. `media_field`: the bytes sit where the API
+/// expects media (an image URL, an audio or document source), the only place content may be
+/// opaque. Text is returned with its extra readings (entities decoded).
+pub fn classify(
     media_type: &str,
-    data: &str,
+    charset: Option<&str>,
+    bytes: Vec<u8>,
     opaque: &[String],
+    media_field: bool,
 ) -> Result<Inline, MediaError> {
+    if media_field
+        && opaque.iter().any(|p| type_matches(p, media_type))
+        && signature_matches(media_type, &bytes)
+    {
+        return Ok(Inline::Opaque);
+    }
+    if charset.is_some_and(|c| !matches!(c, "utf-8" | "utf8" | "us-ascii" | "ascii")) {
+        return Err(MediaError::Unreadable(format!(
+            "{media_type}; charset={}",
+            charset.unwrap_or_default()
+        )));
+    }
+    if container(media_type) {
+        return Err(MediaError::Unreadable(media_type.to_owned()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| MediaError::Unreadable(media_type.to_owned()))?;
+    Ok(match decode_entities(&text) {
+        Some(decoded) if media_type.contains("html") || media_type.contains("xml") => {
+            Inline::Text(format!("{text}\n{decoded}"))
+        }
+        _ => Inline::Text(text),
+    })
+}
+
+/// Inline content given as base64 with a declared media type (always a media field).
+pub fn inline_base64(media_type: &str, data: &str, opaque: &[String]) -> Result<Inline, MediaError> {
     let media_type = media_type.trim().to_ascii_lowercase();
     let bytes = decode_base64(data).ok_or_else(|| MediaError::Base64(media_type.clone()))?;
-    classify(&media_type, bytes, opaque)
+    classify(&media_type, None, bytes, opaque, true)
 }
 
 /// Percent-decode a non-base64 `data:` payload.
@@ -164,13 +261,27 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// The content of a `data:` URI string, if `s` is one.
-pub fn inline_data_uri(s: &str, opaque: &[String]) -> Option<Result<Inline, MediaError>> {
+pub fn inline_data_uri(
+    s: &str,
+    opaque: &[String],
+    media_field: bool,
+) -> Option<Result<Inline, MediaError>> {
     let uri = data_uri(s)?;
-    Some(if uri.base64 {
-        inline_base64(&uri.media_type, uri.payload, opaque)
+    let bytes = if uri.base64 {
+        match decode_base64(uri.payload) {
+            Some(b) => b,
+            None => return Some(Err(MediaError::Base64(uri.media_type))),
+        }
     } else {
-        classify(&uri.media_type, percent_decode(uri.payload), opaque)
-    })
+        percent_decode(uri.payload)
+    };
+    Some(classify(
+        &uri.media_type,
+        uri.charset.as_deref(),
+        bytes,
+        opaque,
+        media_field,
+    ))
 }
 
 #[cfg(test)]
@@ -185,32 +296,58 @@ mod tests {
     fn text_data_uris_are_decoded() {
         // "AKIA secret" in base64 and percent-encoded forms.
         assert_eq!(
-            inline_data_uri("data:text/plain;base64,QUtJQSBzZWNyZXQ=", &opaque()),
+            inline_data_uri("data:text/plain;base64,QUtJQSBzZWNyZXQ=", &opaque(), false),
             Some(Ok(Inline::Text("AKIA secret".into())))
         );
         assert_eq!(
-            inline_data_uri("DATA:;charset=utf-8,AKIA%20secret", &opaque()),
+            inline_data_uri("DATA:;charset=utf-8,AKIA%20secret", &opaque(), false),
             Some(Ok(Inline::Text("AKIA secret".into())))
         );
-        assert_eq!(inline_data_uri("not a uri", &opaque()), None);
+        assert_eq!(inline_data_uri("not a uri", &opaque(), false), None);
+        // Entities in HTML are read decoded too; other charsets and PDFs are refused.
+        let Some(Ok(Inline::Text(t))) =
+            inline_data_uri("data:text/html,&#112;roject", &opaque(), false)
+        else {
+            panic!()
+        };
+        assert!(t.contains("project"));
+        assert!(matches!(
+            inline_data_uri("data:text/plain;charset=utf-16be,x", &opaque(), false),
+            Some(Err(MediaError::Unreadable(_)))
+        ));
+        assert!(matches!(
+            inline_data_uri("data:application/pdf,%PDF-1.4 <70726f6a656374> Tj", &opaque(), false),
+            Some(Err(MediaError::Unreadable(_)))
+        ));
     }
 
     #[test]
     fn images_are_opaque_only_when_they_are_images() {
         let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==";
-        assert_eq!(inline_data_uri(png, &opaque()), Some(Ok(Inline::Opaque)));
+        assert_eq!(inline_data_uri(png, &opaque(), true), Some(Ok(Inline::Opaque)));
         // Text claiming to be an image is read as text.
         assert_eq!(
-            inline_data_uri("data:image/png;base64,QUtJQSBzZWNyZXQ=", &opaque()),
+            inline_data_uri("data:image/png;base64,QUtJQSBzZWNyZXQ=", &opaque(), true),
             Some(Ok(Inline::Text("AKIA secret".into())))
         );
-        // A real image when images are not opaque: binary, refused.
+        // A real image when images are not opaque, or outside a media field: refused.
+        for (o, field) in [(vec![], true), (opaque(), false)] {
+            assert!(matches!(
+                inline_data_uri(png, &o, field),
+                Some(Err(MediaError::Unreadable(_)))
+            ));
+        }
+        // Prose after an image signature is not base64.
         assert!(matches!(
-            inline_data_uri(png, &[]),
-            Some(Err(MediaError::Unreadable(_)))
+            inline_data_uri(
+                "data:image/png;base64,iVBORw0KGgoA\nmy key is AKIAQWERTYUIOPASDFGH",
+                &opaque(),
+                true
+            ),
+            Some(Err(MediaError::Base64(_)))
         ));
         assert!(matches!(
-            inline_data_uri("data:image/png;base64,***", &opaque()),
+            inline_data_uri("data:image/png;base64,***", &opaque(), true),
             Some(Err(MediaError::Base64(_)))
         ));
     }

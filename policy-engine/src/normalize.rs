@@ -30,6 +30,60 @@ pub struct Normalized {
     pub text: String,
     /// Invisible characters read as spaces; `None` when the input had none.
     pub spaced: Option<String>,
+    /// Unicode tag characters (U+E0020-E007E) read as the ASCII they mirror ("ASCII
+    /// smuggling": some models read them); `None` when the input had none.
+    pub tags: Option<String>,
+}
+
+/// The ASCII character a tag character mirrors.
+fn tag_ascii(c: char) -> Option<char> {
+    let cp = c as u32;
+    (0xE0020..=0xE007E)
+        .contains(&cp)
+        .then(|| char::from_u32(cp - 0xE0000))
+        .flatten()
+}
+
+/// Letters that neither NFKD nor the TS #39 table turn into ASCII, mapped before both:
+/// parenthesised, negative circled and squared letters, regional indicators, small capitals,
+/// and a few hooked or barred letters.
+fn premap(c: char) -> char {
+    let cp = c as u32;
+    let from = |base: u32, first: char| char::from_u32(first as u32 + (cp - base)).unwrap_or(c);
+    match cp {
+        0x249C..=0x24B5 => from(0x249C, 'a'),
+        0x1F150..=0x1F169 => from(0x1F150, 'A'),
+        0x1F170..=0x1F189 => from(0x1F170, 'A'),
+        0x1F1E6..=0x1F1FF => from(0x1F1E6, 'A'),
+        _ => match c {
+            '\u{1D00}' => 'a',
+            '\u{0299}' => 'b',
+            '\u{1D04}' => 'c',
+            '\u{1D05}' => 'd',
+            '\u{1D07}' => 'e',
+            '\u{A730}' => 'f',
+            '\u{0262}' => 'g',
+            '\u{029C}' => 'h',
+            '\u{026A}' => 'i',
+            '\u{1D0A}' => 'j',
+            '\u{1D0B}' | '\u{0199}' | '\u{0138}' | '\u{A741}' => 'k',
+            '\u{029F}' | '\u{1D0C}' | '\u{019A}' => 'l',
+            '\u{1D0D}' => 'm',
+            '\u{0274}' => 'n',
+            '\u{1D0F}' => 'o',
+            '\u{1D18}' => 'p',
+            '\u{0280}' => 'r',
+            '\u{A731}' => 's',
+            '\u{1D1B}' => 't',
+            '\u{1D1C}' => 'u',
+            '\u{1D20}' => 'v',
+            '\u{1D21}' => 'w',
+            '\u{028F}' => 'y',
+            '\u{1D22}' => 'z',
+            '\u{0247}' | '\u{01DD}' => 'e',
+            _ => c,
+        },
+    }
 }
 
 /// What one code point becomes.
@@ -179,28 +233,57 @@ fn plain_ascii(s: &str) -> bool {
         .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
 }
 
-/// Normalise `s`, with both readings of invisible characters.
+/// Normalise `s`, with every reading of invisible characters.
 pub fn normalize_variants(s: &str) -> Normalized {
+    normalize_bounded(s, usize::MAX).unwrap_or_else(|| Normalized {
+        text: String::new(),
+        spaced: None,
+        tags: None,
+    })
+}
+
+/// Normalise `s`, giving up (`None`) as soon as a reading grows past `limit` bytes: some code
+/// points expand many times over, and the work must stop at the budget, not after it.
+pub fn normalize_bounded(s: &str, limit: usize) -> Option<Normalized> {
     if plain_ascii(s) {
-        return Normalized {
+        return (s.len() <= limit).then(|| Normalized {
             text: s.to_owned(),
             spaced: None,
-        };
+            tags: None,
+        });
     }
     let mut removed = String::with_capacity(s.len());
     let mut spaced = String::with_capacity(s.len());
+    let mut tagged = String::new();
     let mut any_invisible = false;
-    for c in s.nfkd() {
+    let mut any_tag = false;
+    for c in s.chars().map(premap).nfkd() {
+        if let Some(a) = tag_ascii(c) {
+            if !any_tag {
+                any_tag = true;
+                tagged.push_str(&removed);
+            }
+            tagged.push(a);
+            any_invisible = true;
+            spaced.push(' ');
+            continue;
+        }
         match classify(c) {
             Class::Keep => {
                 removed.push(c);
                 spaced.push(c);
+                if any_tag {
+                    tagged.push(c);
+                }
             }
             Class::Mark => {}
             Class::Invisible => {
                 any_invisible = true;
                 spaced.push(' ');
             }
+        }
+        if spaced.len() > limit {
+            return None;
         }
     }
     let finish = |t: &str| {
@@ -210,10 +293,11 @@ pub fn normalize_variants(s: &str) -> Normalized {
         }
         out
     };
-    Normalized {
+    Some(Normalized {
         text: finish(&removed),
         spaced: any_invisible.then(|| finish(&spaced)),
-    }
+        tags: any_tag.then(|| finish(&tagged)),
+    })
 }
 
 /// Normalise `s` (invisible characters removed).
@@ -286,6 +370,30 @@ mod tests {
         assert_eq!(normalize("café"), "cafe");
         assert_eq!(normalize("日本語"), "日本語");
         assert_eq!(normalize("한국어"), "한국어");
+    }
+
+    #[test]
+    fn tag_characters_are_also_read_as_ascii() {
+        let hidden: String = "kestrel".chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect();
+        let n = normalize_variants(&format!("project {hidden}"));
+        assert_eq!(n.text, "project ");
+        assert_eq!(n.tags.as_deref(), Some("project kestrel"));
+    }
+
+    #[test]
+    fn letters_outside_nfkd_and_ts39() {
+        assert_eq!(normalize("\u{1F13A}\u{1F174}"), "KE"); // squared K, negative squared E
+        assert_eq!(normalize("\u{1F1F0}\u{1F1EA}"), "KE"); // regional indicators
+        assert_eq!(normalize("\u{1D0B}\u{1D07}\u{A731}"), "kes"); // small capitals
+        assert_eq!(normalize("\u{24A6}\u{24A0}"), "ke"); // parenthesised
+        assert_eq!(normalize("\u{0199}\u{0247}"), "ke");
+    }
+
+    #[test]
+    fn expansion_stops_at_the_limit() {
+        let big = "\u{FDFA}".repeat(1000);
+        assert!(normalize_bounded(&big, 4096).is_none());
+        assert!(normalize_bounded("\u{FDFA}", 4096).is_some());
     }
 
     #[test]

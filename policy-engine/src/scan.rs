@@ -7,7 +7,7 @@
 //! points many times over); growth past a per-request budget is refused rather than scanned.
 
 use crate::extract::Segment;
-use crate::normalize::{fold, normalize_variants};
+use crate::normalize::{fold, normalize_bounded};
 
 /// The joined, normalised text of a request.
 pub struct PromptText {
@@ -45,8 +45,15 @@ impl PromptText {
             folded_starts: Vec::new(),
         };
         for (i, seg) in segments.iter().enumerate() {
-            let n = normalize_variants(&seg.text);
-            for reading in std::iter::once(&n.text).chain(n.spaced.as_ref()) {
+            let left = budget.saturating_sub(p.text.len());
+            let n = normalize_bounded(&seg.text, left).ok_or(BudgetExceeded {
+                raw,
+                normalized: budget.saturating_add(1),
+            })?;
+            for reading in std::iter::once(&n.text)
+                .chain(n.spaced.as_ref())
+                .chain(n.tags.as_ref())
+            {
                 p.starts.push((p.text.len(), i));
                 p.text.push_str(reading);
                 p.text.push('\n');

@@ -76,7 +76,7 @@ proptest! {
 
     #[test]
     fn extraction_never_panics_and_sees_every_string(v in json_value()) {
-        let opts = Options { opaque_media: &[], encoding: Encoding::O200kBase };
+        let opts = Options { opaque_media: &[], allow_remote_content: true, encoding: Encoding::O200kBase };
         let body = serde_json::json!({"model": "m", "x": v.clone()});
         for api in [Api::ChatCompletions, Api::Responses, Api::AnthropicMessages, Api::Generic, Api::Completions] {
             if let Ok(x) = extract::extract(api, &body, None, &opts) {

@@ -55,6 +55,28 @@ def test_idp_outage_keeps_serving_known_keys(stack, oidc):
         oidc.start("keys-2.json")
 
 
+def test_body_that_arrives_during_a_jwks_fetch_is_decided(stack, oidc):
+    """A token with a new kid pauses its request while the keys are fetched; its body, which
+    arrives meanwhile, must be decided afterwards, never passed on undecided."""
+    from test_bypass import canary, received_by_upstream
+    oidc.stop()
+    oidc.start("keys-3.json")
+    try:
+        token = oidc.token("ci-bot")
+        time.sleep(6)  # past the per-issuer fetch interval, so this very request fetches
+        fetches = stack.stats().get("wasmcustom.gatehouse.jwks.fetch_ok", 0)
+        key = canary()
+        r = stack.post("/v1/chat/completions", chat(f"deploy with {key}"), token=token)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "no-credentials"
+        assert not received_by_upstream(key)
+        assert stack.stats().get("wasmcustom.gatehouse.jwks.fetch_ok", 0) > fetches
+        assert call(stack, token).status_code == 200
+    finally:
+        oidc.stop()
+        oidc.start("keys-2.json")
+
+
 def test_token_failure_reasons_are_counted(stack):
     stack.post("/v1/chat/completions", chat("hi"))
     stack.post("/v1/chat/completions", chat("hi"), token=stack.token(ttl=-600))
