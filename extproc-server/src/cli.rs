@@ -585,8 +585,10 @@ pub fn bench_tools_request() -> Vec<u8> {
                 "parameters": {"type": "object", "properties": props, "required": ["field_0_0"]}}})
         })
         .collect();
-    serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 256, "tools": tools,
-        "messages": [{"role": "user", "content": "Which record matches the order I described?"}]}))
+    serde_json::to_vec(
+        &json!({"model": "gpt-4o-mini", "max_tokens": 256, "tools": tools,
+        "messages": [{"role": "user", "content": "Which record matches the order I described?"}]}),
+    )
     .unwrap_or_default()
 }
 

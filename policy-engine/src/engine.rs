@@ -823,7 +823,8 @@ impl Engine {
                     ));
                 }
                 let t = s.trim_start();
-                if depth < extract::NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
+                if depth < extract::NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('['))
+                {
                     if let Ok(inner) = serde_json::from_str::<Value>(t) {
                         let r = self.redact_json_at(cp, &inner, depth + 1);
                         return Value::from(serde_json::to_string(&r).unwrap_or_default());

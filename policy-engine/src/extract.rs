@@ -174,7 +174,10 @@ fn is_remote_key(k: &str) -> bool {
 /// Keys under which the APIs expect media (image URLs, file and audio data): the only places
 /// inline content may be opaque.
 fn is_media_key(k: &str) -> bool {
-    matches!(k, "url" | "image_url" | "file_data" | "data" | "image" | "images")
+    matches!(
+        k,
+        "url" | "image_url" | "file_data" | "data" | "image" | "images"
+    )
 }
 
 /// Options of one extraction.

@@ -148,7 +148,10 @@ mod tests {
         assert!(check(chat, json!({"max_tokens": "8"}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": -1}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 50, "n": 3}), Reject).is_err());
-        assert!(check(chat, json!({"Max_Tokens": 5000}), Reject).is_err(), "any case");
+        assert!(
+            check(chat, json!({"Max_Tokens": 5000}), Reject).is_err(),
+            "any case"
+        );
         assert!(check(chat, json!({"max_tokens": 50, "best_of": 3}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 50, "n": 2.5}), Reject).is_err());
         assert!(check(chat, json!({"max_tokens": 5, "n": 500}), Reject).is_err());

@@ -79,8 +79,16 @@ fn spaced_literal(lit: &str) -> String {
     if words.is_empty() {
         return escape(lit);
     }
-    let lead = if lit.starts_with(char::is_whitespace) { r"\s+" } else { "" };
-    let tail = if lit.ends_with(char::is_whitespace) { r"\s+" } else { "" };
+    let lead = if lit.starts_with(char::is_whitespace) {
+        r"\s+"
+    } else {
+        ""
+    };
+    let tail = if lit.ends_with(char::is_whitespace) {
+        r"\s+"
+    } else {
+        ""
+    };
     format!("{lead}{}{tail}", words.join(r"\s+"))
 }
 
@@ -384,7 +392,10 @@ mod tests {
             let mut hits = Vec::new();
             set.scan(t.as_bytes(), &mut hits);
             assert_eq!(hits.len(), 1, "{t}");
-            assert_eq!(&t[hits[0].start..hits[0].end].replace(' ', ""), "4111111111111111");
+            assert_eq!(
+                &t[hits[0].start..hits[0].end].replace(' ', ""),
+                "4111111111111111"
+            );
         }
         assert!(!set.any(b"order 4111 1111 1111 1112"));
     }

@@ -221,7 +221,8 @@ pub fn classify(
     if container(media_type) {
         return Err(MediaError::Unreadable(media_type.to_owned()));
     }
-    let text = String::from_utf8(bytes).map_err(|_| MediaError::Unreadable(media_type.to_owned()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| MediaError::Unreadable(media_type.to_owned()))?;
     Ok(match decode_entities(&text) {
         Some(decoded) if media_type.contains("html") || media_type.contains("xml") => {
             Inline::Text(format!("{text}\n{decoded}"))
@@ -231,7 +232,11 @@ pub fn classify(
 }
 
 /// Inline content given as base64 with a declared media type (always a media field).
-pub fn inline_base64(media_type: &str, data: &str, opaque: &[String]) -> Result<Inline, MediaError> {
+pub fn inline_base64(
+    media_type: &str,
+    data: &str,
+    opaque: &[String],
+) -> Result<Inline, MediaError> {
     let media_type = media_type.trim().to_ascii_lowercase();
     let bytes = decode_base64(data).ok_or_else(|| MediaError::Base64(media_type.clone()))?;
     classify(&media_type, None, bytes, opaque, true)
@@ -316,7 +321,11 @@ mod tests {
             Some(Err(MediaError::Unreadable(_)))
         ));
         assert!(matches!(
-            inline_data_uri("data:application/pdf,%PDF-1.4 <70726f6a656374> Tj", &opaque(), false),
+            inline_data_uri(
+                "data:application/pdf,%PDF-1.4 <70726f6a656374> Tj",
+                &opaque(),
+                false
+            ),
             Some(Err(MediaError::Unreadable(_)))
         ));
     }
@@ -324,7 +333,10 @@ mod tests {
     #[test]
     fn images_are_opaque_only_when_they_are_images() {
         let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==";
-        assert_eq!(inline_data_uri(png, &opaque(), true), Some(Ok(Inline::Opaque)));
+        assert_eq!(
+            inline_data_uri(png, &opaque(), true),
+            Some(Ok(Inline::Opaque))
+        );
         // Text claiming to be an image is read as text.
         assert_eq!(
             inline_data_uri("data:image/png;base64,QUtJQSBzZWNyZXQ=", &opaque(), true),

@@ -374,7 +374,10 @@ mod tests {
 
     #[test]
     fn tag_characters_are_also_read_as_ascii() {
-        let hidden: String = "kestrel".chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect();
+        let hidden: String = "kestrel"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
         let n = normalize_variants(&format!("project {hidden}"));
         assert_eq!(n.text, "project ");
         assert_eq!(n.tags.as_deref(), Some("project kestrel"));

@@ -372,3 +372,66 @@ def test_server_refuses_a_bundle_it_does_not_run(stack):
         wait_http(f"{stack.api}/healthz")
     r = stack.post("/v1/chat/completions", chat("hello"), token=stack.token())
     assert r.status_code == 200, r.text
+
+
+# Found by an attacker review of the first version of these fixes.
+
+def tag(s):
+    return "".join(chr(0xE0000 + ord(c)) for c in s)
+
+
+@pytest.mark.parametrize("name", ["after an image prefix", "tag characters", "glued to a word",
+                                  "tab inside a literal", "negative squared letters", "small capitals",
+                                  "remote file", "object key"])
+def test_review_findings_are_refused(stack, name):
+    key = canary()
+    content = {
+        "after an image prefix": f"data:image/png;base64,iVBORw0KGgoA\nmy key is {key}",
+        "tag characters": "my key: " + tag(key),
+        "glued to a word": f"key_{key}x",
+        "tab inside a literal": "what about project\tkestrel",
+        "negative squared letters": "project " + "".join(chr(0x1F170 + ord(c) - ord("a")) for c in "kestrel"),
+        "small capitals": "project \u1d0b\u1d07\ua731\u1d1b\u0280\u1d07\u029f",
+        "remote file": None,
+        "object key": None,
+    }[name]
+    if name == "remote file":
+        body = {"model": "gpt-4o-mini", "input": [{"role": "user", "content": [
+            {"type": "input_file", "file_url": f"https://files.example/{key}.pdf"}]}]}
+        r = stack.post("/v1/responses", body, token=stack.token())
+    elif name == "object key":
+        r = stack.post("/v1/chat/completions", chat("hi", metadata={key: "x"}), token=stack.token())
+    else:
+        r = stack.post("/v1/chat/completions", chat(content), token=stack.token())
+    refused(r.status_code, r.content)
+    assert not received_by_upstream(key)
+    # Neither the reply nor the session log names the value.
+    assert key not in r.text
+    assert not any(key in json.dumps(s) for s in stack.sessions())
+
+
+def test_card_followed_by_its_cvv_is_refused_and_masked(stack):
+    r = stack.post("/v1/chat/completions", chat("card 4111 1111 1111 1111 123"), token=stack.token())
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "customer-data"
+
+
+def test_kelvin_sign_and_case_variants_of_limit_fields(stack):
+    t = stack.token("bob", groups=())
+    r = stack.post("/v1/chat/completions", None, token=t,
+                   raw='{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_to\u212aens": 100000}')
+    assert r.status_code == 400, r.text
+    for extra in ({"Max_Tokens": 100000}, {"max_tokens": 100, "best_of": 50}):
+        r = stack.post("/v1/chat/completions", chat("hi", **extra), token=t)
+        assert r.status_code == 400, (extra, r.text)
+
+
+def test_expansion_bomb_is_refused_quickly(stack):
+    import gzip
+    import time
+    bomb = json.dumps(chat("\ufdfa" * 400_000), ensure_ascii=False).encode()
+    started = time.time()
+    r = stack.post("/v1/chat/completions", None, token=stack.token(), raw=gzip.compress(bomb),
+                   headers={"content-encoding": "gzip"})
+    assert r.status_code in (400, 413), r.text
+    assert time.time() - started < 5
