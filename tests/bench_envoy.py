@@ -25,8 +25,11 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BIN = ROOT / "target/release/gatehouse"
-WASM = ROOT / "target-wasm/gatehouse_filter.wasm"
+# BENCH_BIN / BENCH_WASM measure another build (e.g. the previous commit's) with the same
+# requests; the request bodies always come from this tree's binary.
+CUR_BIN = ROOT / "target/release/gatehouse"
+BIN = pathlib.Path(os.environ.get("BENCH_BIN", CUR_BIN))
+WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "target-wasm/gatehouse_filter.wasm"))
 NOOP = ROOT / "target-wasm/noop_filter.wasm"
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 RATE = int(os.environ.get("BENCH_RATE", "500"))
@@ -99,8 +102,8 @@ def wait(url, timeout=30):
     raise RuntimeError(f"{url} not ready")
 
 
-def start(args, log):
-    return subprocess.Popen(args, stdout=log, stderr=log)
+def start(args, log, env=None):
+    return subprocess.Popen(args, stdout=log, stderr=log, env=env)
 
 
 def stop(procs):
@@ -143,7 +146,10 @@ def main():
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
     log = open(tmp / "bench.log", "w")
     body = tmp / "body.json"
-    body.write_bytes(subprocess.run([BIN, "bench", "--print-request"], capture_output=True, check=True).stdout)
+    body.write_bytes(subprocess.run([CUR_BIN, "bench", "--print-request"], capture_output=True, check=True).stdout)
+    tools_body = tmp / "tools.json"
+    tools_body.write_bytes(subprocess.run([CUR_BIN, "bench", "--print-request", "--tools"],
+                                          capture_output=True, check=True).stdout)
     # Local profile for the filter: dev issuer keys and bundles with it.
     bundles = {}
     for name, src in [("default", "policies/default.yaml"), ("large", "policies/examples/credentials-large.yaml")]:
@@ -164,12 +170,16 @@ def main():
                            "handoff_key": (d / "handoff.key").read_text().strip()})
 
     scenarios = [
-        ("plain Envoy", front_config([]), None),
-        ("+ no-op wasm filter (floor)", front_config([wasm_filter(NOOP, "")]), None),
-        ("+ Gatehouse filter, default bundle", front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]), None),
+        ("plain Envoy", front_config([]), None, body),
+        ("+ no-op wasm filter (floor)", front_config([wasm_filter(NOOP, "")]), None, body),
+        ("+ Gatehouse filter, default bundle", front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]),
+         None, body),
         ("+ Gatehouse filter, 195-pattern credential set",
-         front_config([wasm_filter(WASM, filter_cfg(bundles["large"]))]), None),
-        ("+ Gatehouse filter + ext_proc (full stack)", None, bundles["default"]),
+         front_config([wasm_filter(WASM, filter_cfg(bundles["large"]))]), None, body),
+        ("+ Gatehouse filter + ext_proc (full stack)", None, bundles["default"], body),
+        ("20 KiB tool schemas: no-op floor", front_config([wasm_filter(NOOP, "")]), None, tools_body),
+        ("20 KiB tool schemas: Gatehouse filter, default bundle",
+         front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]), None, tools_body),
     ]
     up_cfg = tmp / "upstream.json"
     up_cfg.write_text(json.dumps(upstream_config()))
@@ -177,10 +187,12 @@ def main():
     results = []
     try:
         wait("http://127.0.0.1:22902/ready")
-        for name, cfg, full in scenarios:
+        for name, cfg, full, req in scenarios:
             extra = []
+            env = None
             if full is not None:
                 cfg_path = full / "envoy.yaml"
+                env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(full / "handoff.key").read_text().strip())
                 extra.append(start([BIN, "serve", "--bundle", full / "bundle.yaml", "--handoff-key-file",
                                     full / "handoff.key", "--store", "memory", "--grpc", f"127.0.0.1:{PORTS['grpc']}",
                                     "--http", f"127.0.0.1:{PORTS['http']}"], log))
@@ -188,14 +200,14 @@ def main():
                 cfg_path = tmp / f"front-{len(results)}.json"
                 cfg_path.write_text(json.dumps(cfg))
             extra.append(start(["envoy", "-c", cfg_path, "--concurrency", "1", "--base-id", "32",
-                                "--log-level", "error"], log))
+                                "--log-level", "error"], log, env))
             try:
                 wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
                 url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
                 # Warm up (token verification, vocabulary load) before measuring.
                 subprocess.run(["wrk", "-t", "1", "-c", "4", "-d", "2s", url], capture_output=True)
-                rps, bad = run_wrk(url, token, body)
-                p50, p99, codes = run_oha(url, token, body)
+                rps, bad = run_wrk(url, token, req)
+                p50, p99, codes = run_oha(url, token, req)
                 results.append((name, rps, bad, p50, p99, codes))
                 print(f"{name:<50} {rps:>9.0f} req/s  p50 {p50:>7.0f} us  p99 {p99:>7.0f} us  non-2xx {bad}",
                       flush=True)
@@ -210,13 +222,15 @@ def main():
         f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"{subprocess.run(['envoy', '--version'], capture_output=True, text=True).stdout.split('version: ')[-1].strip()}",
         f"One Envoy worker; wrk 1 thread 16 connections {DURATION}s; oha {RATE} req/s 4 connections {DURATION}s; "
-        "4 KiB chat request; valid cached token.",
+        "4 KiB chat request (tool rows: 20 KiB of tool schemas, vs their own no-op floor); valid cached token.",
         "",
         "| scenario | req/s | vs plain | vs floor | p50 µs | p99 µs | added p50 vs plain µs |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    tools_floor = next((r for r in results if r[0].startswith("20 KiB") and "floor" in r[0]), floor)
     for name, rps, bad, p50, p99, codes in results:
-        lines.append(f"| {name} | {rps:.0f} | {100 * rps / base[1]:.0f}% | {100 * rps / floor[1]:.0f}% | "
+        f = tools_floor if name.startswith("20 KiB") else floor
+        lines.append(f"| {name} | {rps:.0f} | {100 * rps / base[1]:.0f}% | {100 * rps / f[1]:.0f}% | "
                      f"{p50:.0f} | {p99:.0f} | {p50 - base[3]:+.0f} |")
     report = "\n".join(lines) + "\n" + masking_phase()
     print()
@@ -295,7 +309,9 @@ def masking_phase():
                 extra.append(start([BIN, "serve", "--bundle", d / "bundle.yaml", "--handoff-key-file", d / "handoff.key",
                                     "--store", "memory", "--grpc", f"127.0.0.1:{PORTS['grpc']}",
                                     "--http", f"127.0.0.1:{PORTS['http']}"], log))
-            extra.append(start(["envoy", "-c", cfg, "--concurrency", "1", "--base-id", "33", "--log-level", "error"], log))
+            env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(d / "handoff.key").read_text().strip()) if full else None
+            extra.append(start(["envoy", "-c", cfg, "--concurrency", "1", "--base-id", "33", "--log-level", "error"],
+                               log, env))
             try:
                 wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
                 measure(PORTS["listen"], token, plain_body, False, 20)  # warm-up

@@ -687,3 +687,68 @@ mod tests {
         assert_eq!(args, "{\"to\":\"[EMAIL]\"}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn engine() -> &'static Engine {
+        static E: OnceLock<Engine> = OnceLock::new();
+        E.get_or_init(|| {
+            let src = std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../policies/default.yaml"
+            ))
+            .unwrap();
+            Engine::from_source(&src).unwrap()
+        })
+    }
+
+    /// SSE-ish input: real event shapes mixed with arbitrary bytes.
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"jane.doe@exa".to_vec()),
+            Just(b"mple.com\"},\"finish_reason\":null}]}\n\n".to_vec()),
+            Just(b"event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\r\n\r\n".to_vec()),
+            Just(b"data: [DONE]\n\n".to_vec()),
+            Just(b": comment\nid: 7\nretry: 10\n".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_stream_cut_anywhere_never_panics_and_never_leaks(s in stream(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+            let e = engine();
+            let cp = e.policy("engineering").unwrap();
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(s.len() + 1)).collect();
+            points.push(0);
+            points.push(s.len());
+            points.sort_unstable();
+            let mut m = SseMasker::default();
+            let mut out = Vec::new();
+            for w in points.windows(2) {
+                let end = w[1] == s.len();
+                out.extend(m.chunk(e, cp, &s[w[0]..w[1]], end));
+            }
+            let text = String::from_utf8_lossy(&out);
+            prop_assert!(!text.contains("jane.doe@example.com"), "{}", text);
+        }
+    }
+
+    #[test]
+    fn an_event_over_the_bound_ends_the_stream_with_an_error() {
+        let e = engine();
+        let cp = e.policy("engineering").unwrap();
+        let mut m = SseMasker::default();
+        let big = vec![b'a'; MAX_EVENT_BYTES + 10];
+        let out = String::from_utf8(m.chunk(e, cp, &big, false)).unwrap();
+        assert!(out.starts_with("event: error\n"), "{out}");
+        assert!(m.chunk(e, cp, b"data: {}\n\n", true).is_empty());
+    }
+}
