@@ -4,14 +4,15 @@
 //! tested natively. Nothing here unwraps input: a panic would kill the worker's VM.
 
 pub mod config;
+pub mod events;
 pub mod gate;
+pub mod jwks;
 
 use gate::{Gate, HeadStep, Outcome, Pending, RequestHead};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -29,11 +30,6 @@ proxy_wasm::main! {{
 
 /// Token failure reasons, each with its own counter.
 const TOKEN_FAILURES: &[&str] = policy_engine::identity::TokenError::CODES;
-
-/// Seconds between background JWKS refreshes of an issuer.
-const JWKS_REFRESH_SECS: u64 = 300;
-/// Least seconds between two fetches of one issuer's JWKS (unknown `kid`s, first use).
-const JWKS_MIN_INTERVAL_SECS: u64 = 5;
 
 /// Counter and histogram ids.
 #[derive(Default)]
@@ -76,42 +72,32 @@ impl Metrics {
     }
 }
 
-fn jwks_key(issuer: &str) -> String {
-    format!("gatehouse.jwks.{issuer}")
-}
-
-/// Take the right to fetch `issuer`'s JWKS now: at most one fetch per
-/// `JWKS_MIN_INTERVAL_SECS` across all workers (compare-and-swap on shared data).
+/// Take the right to fetch `issuer`'s JWKS now: at most one fetch per interval across all
+/// workers (compare-and-swap on shared data).
 fn claim_fetch(issuer: &str, now: u64) -> bool {
-    let key = format!("gatehouse.jwks.{issuer}.fetching");
+    let key = jwks::claim_key(issuer);
     let Ok((val, cas)) = hostcalls::get_shared_data(&key) else {
         return false;
     };
-    let last = val
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
-    if now < last + JWKS_MIN_INTERVAL_SECS {
-        return false;
-    }
-    hostcalls::set_shared_data(&key, Some(now.to_string().as_bytes()), cas).is_ok()
+    jwks::may_claim(val.as_deref(), now)
+        && hostcalls::set_shared_data(&key, Some(now.to_string().as_bytes()), cas).is_ok()
 }
 
-/// Store a fetched JWKS for every worker: `<fetched_at> <document>`.
+/// Store a fetched JWKS for every worker.
 fn publish_jwks(issuer: &str, now: u64, doc: &[u8]) {
-    let mut v = now.to_string().into_bytes();
-    v.push(b' ');
-    v.extend_from_slice(doc);
-    let _ = hostcalls::set_shared_data(&jwks_key(issuer), Some(&v), None);
+    let _ = hostcalls::set_shared_data(
+        &jwks::document_key(issuer),
+        Some(&jwks::encode(now, doc)),
+        None,
+    );
 }
 
 /// The shared JWKS of `issuer`: (fetched_at, document, cas).
 fn shared_jwks(issuer: &str) -> Option<(u64, Vec<u8>, u32)> {
-    let (val, cas) = hostcalls::get_shared_data(&jwks_key(issuer)).ok()?;
+    let (val, cas) = hostcalls::get_shared_data(&jwks::document_key(issuer)).ok()?;
     let val = val?;
-    let sp = val.iter().position(|b| *b == b' ')?;
-    let at = std::str::from_utf8(&val[..sp]).ok()?.parse().ok()?;
-    Some((at, val[sp + 1..].to_vec(), cas.unwrap_or(0)))
+    let (at, doc) = jwks::decode(&val)?;
+    Some((at, doc.to_vec(), cas.unwrap_or(0)))
 }
 
 /// Fetch request headers for a JWKS target.
@@ -178,7 +164,6 @@ struct EventsTarget {
     cluster: String,
     path: String,
     authority: String,
-    max_in_flight: usize,
 }
 
 #[derive(Default)]
@@ -193,8 +178,7 @@ struct Root {
     metrics: Rc<Metrics>,
     queue: u32,
     events: Option<EventsTarget>,
-    in_flight: usize,
-    backlog: VecDeque<Vec<u8>>,
+    outbox: Option<events::Outbox>,
 }
 
 impl Context for Root {
@@ -211,7 +195,9 @@ impl Context for Root {
             }
             return;
         }
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(o) = self.outbox.as_mut() {
+            o.completed();
+        }
         self.drain();
     }
 }
@@ -241,9 +227,7 @@ impl Root {
                     self.seen.insert(t.issuer.clone(), *cas);
                 }
             }
-            let stale = shared
-                .as_ref()
-                .is_none_or(|(at, _, _)| now >= at + JWKS_REFRESH_SECS);
+            let stale = jwks::is_stale(shared.as_ref().map(|(at, _, _)| *at), now);
             if stale && claim_fetch(&t.issuer, now) {
                 if let Ok(token) = fetch(self, &t) {
                     self.fetches.insert(token, t.issuer.clone());
@@ -253,14 +237,17 @@ impl Root {
     }
 
     fn drain(&mut self) {
-        let Some(t) = &self.events else {
-            self.backlog.clear();
+        let Some(outbox) = self.outbox.as_mut() else {
             return;
         };
-        while self.in_flight < t.max_in_flight {
-            let Some(ev) = self.backlog.pop_front() else {
-                break;
-            };
+        let Some(t) = &self.events else {
+            let n = outbox.clear();
+            for _ in 0..n {
+                self.metrics.inc(self.metrics.events_dropped);
+            }
+            return;
+        };
+        while let Some(ev) = outbox.next_to_send() {
             // Events are signed: the server accepts none it did not get from a filter.
             let sig = self
                 .gate
@@ -281,14 +268,12 @@ impl Root {
                 vec![],
                 Duration::from_secs(2),
             ) {
-                Ok(_) => self.in_flight += 1,
-                Err(_) => self.metrics.inc(self.metrics.events_dropped),
+                Ok(_) => outbox.dispatched(),
+                Err(_) => {
+                    outbox.dispatch_failed();
+                    self.metrics.inc(self.metrics.events_dropped);
+                }
             }
-        }
-        // Bounded backlog: beyond it events are dropped and counted.
-        while self.backlog.len() > t.max_in_flight * 4 {
-            self.backlog.pop_front();
-            self.metrics.inc(self.metrics.events_dropped);
         }
     }
 }
@@ -357,8 +342,8 @@ impl RootContext for Root {
             cluster,
             path: cfg.events_path.clone(),
             authority: cfg.events_authority.clone(),
-            max_in_flight: cfg.max_events_in_flight,
         });
+        self.outbox = Some(events::Outbox::new(cfg.max_events_in_flight));
         self.gate = Some(Rc::new(RefCell::new(Gate::new(engine, cfg))));
         // Keys are fetched from the first tick on (calls cannot be made while configuring),
         // or at once by the first request that needs them.
@@ -371,7 +356,13 @@ impl RootContext for Root {
 
     fn on_queue_ready(&mut self, queue_id: u32) {
         while let Ok(Some(ev)) = self.dequeue_shared_queue(queue_id) {
-            self.backlog.push_back(ev);
+            let dropped = self
+                .outbox
+                .get_or_insert_with(|| events::Outbox::new(1))
+                .push(ev);
+            for _ in 0..dropped {
+                self.metrics.inc(self.metrics.events_dropped);
+            }
         }
         self.drain();
     }
