@@ -214,6 +214,9 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let created = 1_764_000_000u64;
+    if let Some(mode) = headers.get("x-demo-raw").and_then(|v| v.to_str().ok()) {
+        return raw_answer(mode);
+    }
     let extras = headers.get("x-demo-extras").is_some();
     if extras {
         return with_extras(&api, stream, &model, &text, seen);
@@ -295,6 +298,76 @@ async fn openai(Path(api): Path<String>, headers: HeaderMap, body: axum::body::B
             Json(json!({"error": {"message": "unknown route", "type": "not_found_error"}})),
         )
             .into_response(),
+    }
+}
+
+/// Hostile answer shapes (tests of the masker, `x-demo-raw: MODE`): each carries the canned
+/// e-mail address or a card number in a way a careless masker would pass on.
+fn raw_answer(mode: &str) -> Response {
+    let sse = |body: String| {
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream"),
+        );
+        r
+    };
+    let chunk = |delta: Value| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+    let done = "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    match mode {
+        "choices-not-object" => sse(format!(
+            "data: {}\n\ndata: {}\n\n{done}",
+            json!({"object": "text_completion", "choices": [1]}),
+            chunk(json!({"content": "write to jane.doe@example.com or 4111 1111 1111 1111"}))
+        )),
+        "cr-only" => sse(format!(
+            "data: {}\r\rdata: {}\r\r{}",
+            chunk(json!({"content": "write to jane.doe@exa"})),
+            chunk(json!({"content": "mple.com now"})),
+            done.replace('\n', "\r")
+        )),
+        "typed-chunk" => sse(format!(
+            "data: {}\n\ndata: {}\n\n{done}",
+            json!({"type": "chunk", "choices": [{"index": 0, "delta": {"content": "write to jane.doe@exa"}}]}),
+            json!({"type": "chunk", "choices": [{"index": 0, "delta": {"content": "mple.com now"}}]})
+        )),
+        "tool-name-split" => sse(format!(
+            "data: {}\n\ndata: {}\n\n{done}",
+            chunk(json!({"tool_calls": [{"index": 0, "function": {"name": "jane.doe@exa", "arguments": ""}}]})),
+            chunk(json!({"tool_calls": [{"index": 0, "function": {"name": "mple.com"}}]}))
+        )),
+        "responses-item-ids" => sse(format!(
+            "event: response.output_text.delta\ndata: {}\n\nevent: response.output_text.delta\ndata: {}\n\nevent: response.output_text.done\ndata: {}\n\n",
+            json!({"type": "response.output_text.delta", "item_id": "a", "output_index": 0, "content_index": 0, "delta": "jane.doe@exa"}),
+            json!({"type": "response.output_text.delta", "item_id": "b", "output_index": 0, "content_index": 0, "delta": "mple.com"}),
+            json!({"type": "response.output_text.done", "item_id": "b", "output_index": 0, "content_index": 0, "text": ""})
+        )),
+        "anthropic-start" => sse(format!(
+            "event: content_block_start\ndata: {}\n\nevent: content_block_delta\ndata: {}\n\nevent: content_block_stop\ndata: {}\n\n",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "jane.doe@exa"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "mple.com"}}),
+            json!({"type": "content_block_stop", "index": 0})
+        )),
+        "nan-data" => sse(format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"jane.doe\\u0040example.com\"}}}}],\"n\":NaN}}\n\n{done}"
+        )),
+        "escaped-text" => {
+            let mut r = Response::new(Body::from("{\"answer\": \"jane.doe\\u0040example.com\", \"n\": NaN}"));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/plain"));
+            r
+        }
+        "number-card" => Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "card:"}}],
+            "card": 4111111111111111u64})).into_response(),
+        "dup-key" => {
+            let mut r = Response::new(Body::from(
+                "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"jane.doe@example.com\",\"content\":\"hi\"}}]}",
+            ));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        _ => (StatusCode::BAD_REQUEST, "unknown x-demo-raw mode").into_response(),
     }
 }
 

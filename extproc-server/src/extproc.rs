@@ -157,7 +157,8 @@ impl Shared {
             Err(why) => {
                 // Reached without the filter (or forged): fail closed.
                 self.store.append(json!({
-                    "kind": "refused_by_server", "path": x.path, "reason": why.to_string(),
+                    "kind": "refused_by_server", "path": self.engine.redact_path(None, &x.path),
+                    "reason": why.to_string(),
                 }));
                 return x.refuse(
                     403,
@@ -171,7 +172,7 @@ impl Shared {
         if handoff.bundle != self.engine.digest || self.engine.policy(&handoff.policy).is_none() {
             tracing::warn!(filter = %handoff.bundle, server = %self.engine.digest, policy = %handoff.policy, "hand-off for a bundle or policy this server does not run");
             self.store.append(json!({
-                "kind": "refused_by_server", "path": x.path, "request_id": x.request_id,
+                "kind": "refused_by_server", "path": self.engine.redact_path(None, &x.path), "request_id": x.request_id,
                 "reason": "bundle_mismatch", "filter_bundle": handoff.bundle, "server_bundle": self.engine.digest,
             }));
             return x.refuse(
@@ -377,10 +378,27 @@ impl Shared {
                     x.tally.clone_from(&sse.tally);
                     out
                 } else if !x.content_type.contains("json") {
-                    // Plain text (error pages and the like): masked as text.
-                    let (m, hits) = self.engine.mask_text(p, &String::from_utf8_lossy(&body));
-                    x.tally.note(&hits);
-                    m.into_bytes()
+                    // Plain text (error pages and the like). Text that is JSON is masked as
+                    // JSON whatever its label says (its escapes could hide a value).
+                    match crate::mask::mask_json(&self.engine, p, &body, &mut x.tally) {
+                        Some(b)
+                            if body
+                                .iter()
+                                .find(|c| !c.is_ascii_whitespace())
+                                .is_some_and(|c| matches!(c, b'{' | b'[')) =>
+                        {
+                            b
+                        }
+                        _ => {
+                            // `\u0040` read as `@` by whoever parses it later.
+                            let text = String::from_utf8_lossy(&body);
+                            let text = policy_engine::json::decode_escapes(&text, false)
+                                .unwrap_or_else(|| text.into_owned());
+                            let (m, hits) = self.engine.mask_text(p, &text);
+                            x.tally.note(&hits);
+                            m.into_bytes()
+                        }
+                    }
                 } else {
                     match crate::mask::mask_json(&self.engine, p, &body, &mut x.tally) {
                         Some(b) => b,
@@ -427,7 +445,7 @@ impl Shared {
             "identity": identity(h),
             "policy": h.policy,
             "bundle": h.bundle,
-            "request": {"method": x.method, "path": x.path, "prompt": x.prompt},
+            "request": {"method": x.method, "path": self.engine.redact_path(Some(&h.policy), &x.path), "prompt": x.prompt},
             "decision": x.decision,
             "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.tally.masked, "mask_rules": x.tally.rules,
                 "dry_run": self.engine.policy(&h.policy).is_some_and(|p| p.policy.dry_run)},
@@ -458,10 +476,25 @@ impl ExternalProcessor for Service {
         tokio::spawn(async move {
             let mut x = Exchange::default();
             while let Ok(Some(msg)) = inbound.message().await {
-                if let Some(resp) = shared.handle(&mut x, msg) {
-                    if tx.send(Ok(resp)).await.is_err() {
+                // A panic must fail this request closed, never let Envoy carry on without
+                // the processor (a stream that just ends could be taken as done): the stream
+                // is ended with an error status, which Envoy turns into a 500.
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    shared.handle(&mut x, msg)
+                }));
+                let resp = match handled {
+                    Ok(Some(resp)) => Ok(resp),
+                    Ok(None) => continue,
+                    Err(_) => {
+                        tracing::error!(request_id = %x.request_id, "processing panicked; request failed closed");
+                        let _ = tx
+                            .send(Err(Status::internal("gatehouse: internal error")))
+                            .await;
                         break;
                     }
+                };
+                if tx.send(resp).await.is_err() {
+                    break;
                 }
             }
             // Exchanges whose response body was not processed are recorded when the stream ends.

@@ -37,6 +37,14 @@ pub fn mask_value(engine: &Engine, p: &CompiledPolicy, v: &mut Value, tally: &mu
                 *s = masked;
             }
         }
+        Value::Number(n) => {
+            // A card number can be a JSON number too.
+            let (masked, hits) = engine.mask_text(p, &n.to_string());
+            if !hits.is_empty() {
+                tally.note(&hits);
+                *v = Value::String(masked);
+            }
+        }
         Value::Array(a) => a.iter_mut().for_each(|x| mask_value(engine, p, x, tally)),
         Value::Object(o) => {
             let entries = std::mem::take(o);
@@ -70,7 +78,8 @@ pub fn mask_json(
     if body.is_empty() {
         return Some(Vec::new());
     }
-    let mut v: Value = serde_json::from_slice(body).ok()?;
+    // Strict: an answer with duplicate keys could be read two ways by clients.
+    let mut v: Value = policy_engine::json::parse_strict(body).ok()?;
     let before = (tally.masked, tally.withheld);
     mask_value(engine, p, &mut v, tally);
     if (tally.masked, tally.withheld) == before {

@@ -23,7 +23,7 @@ enum Kind {
     /// OpenAI chat legacy `function_call` arguments: choice index.
     ChatFunction(u64),
     /// OpenAI chat tool call arguments: choice, tool call index.
-    ChatTool(u64, u64),
+    ChatTool(u64, u64, &'static str),
     /// Completions: choice index.
     Completion(u64),
     /// Anthropic content block: index, delta type, field.
@@ -41,6 +41,9 @@ struct Stream {
 #[derive(Default)]
 pub struct SseMasker {
     buf: Vec<u8>,
+    /// Lines of the event being read, and their size.
+    lines: Vec<String>,
+    event_size: usize,
     streams: BTreeMap<String, Stream>,
     /// Last OpenAI chunk, as the template of a flush chunk.
     chat_template: Option<Value>,
@@ -128,12 +131,12 @@ impl SseMasker {
                 c["choices"] = json!([{"index": i, "delta": {"function_call": {"arguments": rest}}, "finish_reason": null}]);
                 event_bytes(None, &c.to_string())
             }
-            Kind::ChatTool(i, t) => {
+            Kind::ChatTool(i, t, field) => {
                 let mut c = self
                     .chat_template
                     .clone()
                     .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
-                c["choices"] = json!([{"index": i, "delta": {"tool_calls": [{"index": t, "function": {"arguments": rest}}]}, "finish_reason": null}]);
+                c["choices"] = json!([{"index": i, "delta": {"tool_calls": [{"index": t, "function": {*field: rest}}]}, "finish_reason": null}]);
                 event_bytes(None, &c.to_string())
             }
             Kind::Completion(i) => {
@@ -170,11 +173,17 @@ impl SseMasker {
             out.push_str(&event_bytes(name, data.trim()));
             return out;
         }
-        let Ok(mut v) = serde_json::from_str::<Value>(data) else {
-            // Not JSON: mask it as text (whole event; no known stream to hold it in).
-            let (m, hits) = engine.mask_text(cp, data);
-            self.tally.note(&hits);
-            return event_bytes(name, &m);
+        if data.trim().is_empty() {
+            return event_bytes(name, data);
+        }
+        // Strict, like the request side: data a client could read another way (duplicate
+        // keys, escapes serde rejects but other parsers take) is not passed on.
+        let Ok(mut v) = policy_engine::json::parse_strict(data.as_bytes()) else {
+            self.cut = true;
+            self.streams.clear();
+            let e = json!({"type": "error", "error": {"type": "api_error",
+                "message": "the gateway ended the stream: the upstream sent an event it cannot read"}});
+            return event_bytes(Some("error"), &e.to_string());
         };
         let mut before = String::new();
         // Whether a branch below already masked the whole event.
@@ -184,7 +193,7 @@ impl SseMasker {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        if v.get("choices").is_some() && ty.is_empty() {
+        if v.get("choices").is_some_and(Value::is_array) {
             self.openai_chunk(engine, cp, &mut v);
         } else if ty == "content_block_delta" {
             let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -206,11 +215,34 @@ impl SseMasker {
                         Kind::Block(i, t, f),
                         &piece,
                     );
-                    v["delta"][f] = Value::from(sent);
+                    if let Some(d) = v.get_mut("delta").and_then(Value::as_object_mut) {
+                        d.insert(f.to_owned(), Value::from(sent));
+                    }
                 }
                 None => {
                     mask_value(engine, cp, &mut v, &mut self.tally);
                     whole = true;
+                }
+            }
+        } else if ty == "content_block_start" {
+            // A block may start with text that its deltas continue: one stream for both.
+            let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for (f, t) in [("text", "text_delta"), ("thinking", "thinking_delta")] {
+                let piece = v
+                    .pointer(&format!("/content_block/{f}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if let Some(piece) = piece {
+                    let sent = self.push(
+                        engine,
+                        cp,
+                        format!("b{i}.{f}"),
+                        Kind::Block(i, t, f),
+                        &piece,
+                    );
+                    if let Some(cb) = v.get_mut("content_block").and_then(Value::as_object_mut) {
+                        cb.insert(f.into(), Value::from(sent));
+                    }
                 }
             }
         } else if ty == "content_block_stop" {
@@ -226,7 +258,14 @@ impl SseMasker {
                 }
             }
             let stream_id = ty.trim_end_matches(".delta");
-            let key = format!("{stream_id}|{ids}");
+            // Keyed by where the text lands for the client (output, content, summary index),
+            // not by item ids an upstream could vary from event to event.
+            let key = format!(
+                "{stream_id}|{}|{}|{}",
+                ids.get("output_index").unwrap_or(&Value::Null),
+                ids.get("content_index").unwrap_or(&Value::Null),
+                ids.get("summary_index").unwrap_or(&Value::Null)
+            );
             let piece = v
                 .get("delta")
                 .and_then(Value::as_str)
@@ -268,7 +307,10 @@ impl SseMasker {
         for c in choices.iter_mut() {
             let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
-            if completion {
+            // Completions choices carry `text`; some servers omit `object`.
+            if completion
+                || (c.get("text").is_some_and(Value::is_string) && c.get("delta").is_none())
+            {
                 let piece = c
                     .get("text")
                     .and_then(Value::as_str)
@@ -280,7 +322,9 @@ impl SseMasker {
                         sent.push_str(&rest);
                     }
                 }
-                c["text"] = Value::from(sent);
+                if let Some(o) = c.as_object_mut() {
+                    o.insert("text".into(), Value::from(sent));
+                }
                 continue;
             }
             // Token-level detail could spell out what the text masks.
@@ -342,16 +386,23 @@ impl SseMasker {
                         .get("index")
                         .and_then(Value::as_u64)
                         .unwrap_or(pos as u64);
-                    if let Some(Value::String(piece)) = call.pointer("/function/arguments").cloned()
-                    {
+                    // Names and arguments both arrive in pieces that clients join.
+                    for field in ["name", "arguments"] {
+                        let Some(Value::String(piece)) =
+                            call.pointer(&format!("/function/{field}")).cloned()
+                        else {
+                            continue;
+                        };
                         let sent = self.push(
                             engine,
                             cp,
-                            format!("c{i}.tool{t}"),
-                            Kind::ChatTool(i, t),
+                            format!("c{i}.tool{t}.{field}"),
+                            Kind::ChatTool(i, t, field),
                             &piece,
                         );
-                        call["function"]["arguments"] = Value::from(sent);
+                        if let Some(f) = call.get_mut("function").and_then(Value::as_object_mut) {
+                            f.insert(field.into(), Value::from(sent));
+                        }
                     }
                 }
             }
@@ -399,11 +450,11 @@ impl SseMasker {
                     .cloned()
                     .collect();
                 for k in tool_keys {
-                    if let Some((Kind::ChatTool(_, t), rest)) = self.flush(engine, cp, &k) {
+                    if let Some((Kind::ChatTool(_, t, field), rest)) = self.flush(engine, cp, &k) {
                         if !rest.is_empty() {
                             let calls = delta.entry("tool_calls").or_insert_with(|| json!([]));
                             if let Some(a) = calls.as_array_mut() {
-                                a.push(json!({"index": t, "function": {"arguments": rest}}));
+                                a.push(json!({"index": t, "function": {field: rest}}));
                             }
                         }
                     }
@@ -422,6 +473,10 @@ impl SseMasker {
     }
 
     /// Feed a chunk of the response body; returns the bytes to send for it.
+    ///
+    /// Lines end with CRLF, LF or CR alone (as the SSE specification and clients split them),
+    /// an empty line ends an event. The buffer is scanned once from where the last scan
+    /// stopped and drained once per chunk, so many tiny events cost linear time.
     pub fn chunk(
         &mut self,
         engine: &Engine,
@@ -434,56 +489,89 @@ impl SseMasker {
         }
         self.buf.extend_from_slice(bytes);
         let mut out = String::new();
-        loop {
-            let (pos, sep) = match (find(&self.buf, b"\n\n"), find(&self.buf, b"\r\n\r\n")) {
-                (Some(a), Some(b)) if b < a => (b, 4),
-                (Some(a), _) => (a, 2),
-                (None, Some(b)) => (b, 4),
-                (None, None) => break,
+        let mut i = 0;
+        while let Some(rel) = self.buf[i..]
+            .iter()
+            .position(|c| *c == b'\n' || *c == b'\r')
+        {
+            let at = i + rel;
+            let term = match (self.buf[at], self.buf.get(at + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                // A CR at the end of the data may be the first half of a CRLF.
+                (b'\r', None) if !end => break,
+                _ => 1,
             };
-            let raw: Vec<u8> = self.buf.drain(..pos + sep).collect();
-            let text = String::from_utf8_lossy(&raw[..pos]).into_owned();
-            out.push_str(&self.raw_event(engine, cp, &text));
+            let line = String::from_utf8_lossy(&self.buf[i..at]).into_owned();
+            i = at + term;
+            if line.is_empty() {
+                let lines = std::mem::take(&mut self.lines);
+                self.event_size = 0;
+                out.push_str(&self.raw_event(engine, cp, &lines));
+                if self.cut {
+                    self.buf.clear();
+                    return out.into_bytes();
+                }
+            } else {
+                self.event_size += line.len();
+                self.lines.push(line);
+            }
         }
-        if self.buf.len() > MAX_EVENT_BYTES {
+        self.buf.drain(..i);
+        if self.event_size + self.buf.len() > MAX_EVENT_BYTES {
             // Never buffer without bound, never pass the event unscanned: end the stream.
-            self.cut = true;
-            self.buf.clear();
-            self.streams.clear();
-            let e = json!({"type": "error", "error": {"type": "api_error",
-                "message": format!("the gateway ended the stream: an event exceeded {MAX_EVENT_BYTES} bytes")}});
-            out.push_str(&event_bytes(Some("error"), &e.to_string()));
-            return out.into_bytes();
+            return self.cut_stream(out, &format!("an event exceeded {MAX_EVENT_BYTES} bytes"));
         }
         if end {
             if !self.buf.is_empty() {
-                let text = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
-                out.push_str(&self.raw_event(engine, cp, text.trim_end()));
+                let last = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                self.lines.push(last);
             }
-            out.push_str(&self.flush_all(engine, cp));
+            if !self.lines.is_empty() {
+                let lines = std::mem::take(&mut self.lines);
+                out.push_str(&self.raw_event(engine, cp, &lines));
+            }
+            if !self.cut {
+                out.push_str(&self.flush_all(engine, cp));
+            }
         }
         out.into_bytes()
     }
 
-    fn raw_event(&mut self, engine: &Engine, cp: &CompiledPolicy, text: &str) -> String {
+    /// End the stream with an error event: what is held is dropped, nothing more is sent.
+    fn cut_stream(&mut self, mut out: String, why: &str) -> Vec<u8> {
+        self.cut = true;
+        self.buf.clear();
+        self.lines.clear();
+        self.streams.clear();
+        let e = json!({"type": "error", "error": {"type": "api_error",
+            "message": format!("the gateway ended the stream: {why}")}});
+        out.push_str(&event_bytes(Some("error"), &e.to_string()));
+        out.into_bytes()
+    }
+
+    fn raw_event(&mut self, engine: &Engine, cp: &CompiledPolicy, lines: &[String]) -> String {
         let mut name = None;
         let mut data: Vec<&str> = Vec::new();
         let mut other = String::new();
-        for line in text.lines() {
-            if let Some(n) = line.strip_prefix("event:") {
-                name = Some(n.trim().to_owned());
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push(d.strip_prefix(' ').unwrap_or(d));
-            } else if line.starts_with(':') || line.starts_with("id:") || line.starts_with("retry:")
-            {
-                other.push_str(line);
-                other.push('\n');
-            } else if !line.is_empty() {
-                // Unknown field: masked as text, never passed raw.
-                let (m, hits) = engine.mask_text(cp, line);
-                self.tally.note(&hits);
-                other.push_str(&m);
-                other.push('\n');
+        for line in lines {
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line.as_str(), ""),
+            };
+            match field {
+                "data" => data.push(value),
+                // A comment is not delivered to clients' handlers; it is dropped.
+                "" => {}
+                _ => {
+                    // `event`, `id`, `retry` and unknown fields: masked like any text.
+                    let (m, hits) = engine.mask_text(cp, value);
+                    self.tally.note(&hits);
+                    if field == "event" {
+                        name = Some(m);
+                    } else if matches!(field, "id" | "retry") {
+                        other.push_str(&format!("{field}: {m}\n"));
+                    }
+                }
             }
         }
         if data.is_empty() {
@@ -496,10 +584,6 @@ impl SseMasker {
         let ev = self.event(engine, cp, name.as_deref(), &data.join("\n"));
         format!("{other}{ev}")
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

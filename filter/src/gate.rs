@@ -260,7 +260,7 @@ impl Gate {
             "request_id": request_id,
             "client_request_id": client_request_id(head.request_id.as_deref()),
             "method": head.method,
-            "path": head.path,
+            "path": self.engine.redact_path(caller.and_then(|c| self.engine.select(c)).map(|p| p.policy.id.as_str()), &head.path),
             "status": status,
             "reason": reason,
             "bundle": self.engine.digest,

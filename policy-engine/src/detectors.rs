@@ -49,7 +49,7 @@ pub static DETECTORS: &[Detector] = &[
         label: "PAYMENT_CARD",
         kind: DetectorKind::PersonalData,
         description: "payment card number (13-19 digits, Luhn-valid, known issuer prefix)",
-        pattern: r"\b[2-6](?:[ \-]?[0-9]){12,18}\b",
+        pattern: r"\b[2-6](?:(?:[ \t]{1,2}|[.\-/])?[0-9]){12,18}\b",
         max_len: 19 + 18,
         validate: Some(valid_card),
     },

@@ -799,6 +799,23 @@ impl Engine {
         self.mask_text(cp, &out).0
     }
 
+    /// A request path as the log may keep it: the path redacted like a prompt (under the
+    /// caller's policy, or the bundle's first when the caller has none), the query string
+    /// left out. Paths and query strings are caller input like any other.
+    pub fn redact_path(&self, policy: Option<&str>, path: &str) -> String {
+        let (p, q) = match path.split_once('?') {
+            Some((p, _)) => (p, "?[query]"),
+            None => (path, ""),
+        };
+        let cp = policy
+            .and_then(|id| self.policy(id))
+            .or_else(|| self.policies.first());
+        match cp {
+            Some(cp) => format!("{}{q}", self.redact_for_record(cp, p)),
+            None => format!("{p}{q}"),
+        }
+    }
+
     /// A request body as the session log may keep it: every string and key redacted as
     /// [`Engine::redact_for_record`] does, strings holding JSON redacted inside, and inline
     /// `data:` content reduced to its type and size.
@@ -832,11 +849,34 @@ impl Engine {
                 }
                 Value::from(self.redact_for_record(cp, s))
             }
+            // Token ids spell text as well as words do: kept as a count.
+            Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_u64) && a.len() > 8 => {
+                Value::from(format!("[{} token ids]", a.len()))
+            }
             Value::Array(a) => Value::Array(
                 a.iter()
                     .map(|x| self.redact_json_at(cp, x, depth))
                     .collect(),
             ),
+            // Inline base64 sources: their decoded text was decided on, the bytes are not kept.
+            Value::Object(o)
+                if o.get("type").and_then(Value::as_str) == Some("base64")
+                    && o.get("data").is_some_and(Value::is_string) =>
+            {
+                let mut r = serde_json::Map::new();
+                for (k, x) in o {
+                    let v = if k == "data" {
+                        Value::from(format!(
+                            "[base64, {} bytes]",
+                            x.as_str().map_or(0, str::len)
+                        ))
+                    } else {
+                        self.redact_json_at(cp, x, depth)
+                    };
+                    r.insert(self.redact_for_record(cp, k), v);
+                }
+                Value::Object(r)
+            }
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, x)| {

@@ -232,6 +232,15 @@ impl Walker<'_> {
                 if self.base64_source(field, o)? {
                     return Ok(());
                 }
+                // Anthropic documents by URL: fetched by the provider, never seen here.
+                let url_document = o.get("type").and_then(Value::as_str) != Some("image")
+                    && o.get("source")
+                        .and_then(|s| s.get("type"))
+                        .and_then(Value::as_str)
+                        == Some("url");
+                if url_document && !self.opts.allow_remote_content {
+                    return Err(ExtractError::Remote(format!("{field}.source")));
+                }
                 for (k, x) in o {
                     let f = if field.is_empty() {
                         k.clone()
@@ -265,7 +274,13 @@ impl Walker<'_> {
                     self.push(format!("{field}<data>"), &t);
                     Ok(())
                 }
-                Ok(Inline::Opaque) => Ok(()),
+                Ok(Inline::Opaque) => {
+                    // The payload is a verified file; its header is text like any other.
+                    if let Some(c) = s.find(',') {
+                        self.push(format!("{field}<data-header>"), &s[..c]);
+                    }
+                    Ok(())
+                }
                 Err(source) => Err(ExtractError::Media {
                     field: field.to_owned(),
                     source,
@@ -275,9 +290,20 @@ impl Walker<'_> {
         self.push(field.to_owned(), s);
         // A string holding JSON (tool call arguments): its decoded values count too.
         let t = s.trim_start();
-        if depth < NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
-            if let Ok(inner) = serde_json::from_str::<Value>(t) {
+        let mut opened = false;
+        if depth < NESTED_JSON_DEPTH
+            && (t.starts_with('{') || t.starts_with('[') || t.starts_with('"'))
+        {
+            if let Ok(inner) = crate::json::parse_strict(t.as_bytes()) {
                 self.walk(&format!("{field}<json>"), None, &inner, depth + 1)?;
+                opened = true;
+            }
+        }
+        // Escapes a lenient reader would decode (JSON that serde refuses: NaN, duplicate
+        // keys; escaped text the model is asked to read): read decoded as well.
+        if !opened {
+            if let Some(d) = crate::json::decode_escapes(s, true) {
+                self.push(format!("{field}<unescaped>"), &d);
             }
         }
         Ok(())

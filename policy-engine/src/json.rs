@@ -26,6 +26,80 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(v)
 }
 
+/// Decode JSON string escapes found in text that is not (or not only) parsed as JSON: a
+/// model, a lenient parser or a client may read `\u0041` as `A` where the gateway would see
+/// six characters. `all`: every escape (`\n`, `\"`, ...); otherwise only `\uXXXX` escapes of
+/// characters that cannot change the text's structure (not quotes, backslashes or
+/// controls), so the result stays valid wherever the input was. `None` when nothing changes.
+pub fn decode_escapes(s: &str, all: bool) -> Option<String> {
+    if !s.contains('\\') {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    let mut changed = false;
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = s.get(at..at + 4)?;
+        h.bytes()
+            .all(|b| b.is_ascii_hexdigit())
+            .then(|| u32::from_str_radix(h, 16).ok())
+            .flatten()
+    };
+    while let Some((i, c)) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&(_, e)) = chars.peek() else {
+            out.push(c);
+            break;
+        };
+        let simple = match e {
+            'n' => Some('\n'),
+            't' => Some('\t'),
+            'r' => Some('\r'),
+            'b' => Some('\u{8}'),
+            'f' => Some('\u{c}'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '/' => Some('/'),
+            _ => None,
+        };
+        if let (true, Some(d)) = (all, simple) {
+            chars.next();
+            out.push(d);
+            changed = true;
+            continue;
+        }
+        if e == 'u' {
+            if let Some(hi) = hex4(i + 2) {
+                // A surrogate pair spells one character.
+                let (cp, len) = if (0xD800..0xDC00).contains(&hi) {
+                    match (s.get(i + 6..i + 8), hex4(i + 8)) {
+                        (Some("\\u"), Some(lo)) if (0xDC00..0xE000).contains(&lo) => {
+                            (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12)
+                        }
+                        _ => (0xFFFD, 6),
+                    }
+                } else {
+                    (hi, 6)
+                };
+                let d = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                if all || !(d == '"' || d == '\\' || d.is_control()) {
+                    out.push(d);
+                    changed = true;
+                    for _ in 1..len {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    changed.then_some(out)
+}
+
 struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
@@ -85,7 +159,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
                 return Err(de::Error::custom("duplicate key in an object"));
             }
             let lower = k.to_lowercase();
-            if !k.is_ascii() && lower.is_ascii() {
+            if (!k.is_ascii() && lower.is_ascii()) || k.contains(['\u{017F}', '\u{212A}']) {
                 // U+212A KELVIN SIGN folds to `k`, U+017F LONG S to `s`: case-insensitive
                 // decoders (Go's encoding/json) read such a key as an ASCII field name.
                 return Err(de::Error::custom(
@@ -119,6 +193,28 @@ mod tests {
         assert!(e.0.contains("letter case"), "{e}");
         // The same key in two different objects is fine.
         assert!(parse_strict(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
+    }
+
+    #[test]
+    fn escapes_are_decoded_for_a_second_reading() {
+        assert_eq!(decode_escapes(r"\u0041KIA", false).as_deref(), Some("AKIA"));
+        assert_eq!(
+            decode_escapes(r"a\u0022b\nc", false),
+            None,
+            "structure kept"
+        );
+        assert_eq!(
+            decode_escapes(r"a\u0022b\nc", true).as_deref(),
+            Some("a\"b\nc")
+        );
+        assert_eq!(
+            decode_escapes(r"\ud83d\ude00", false).as_deref(),
+            Some("\u{1F600}")
+        );
+        for s in [r"\", r"\u", r"\u12", r"\ud800", r"\ud800\u0041", "plain"] {
+            let _ = decode_escapes(s, true);
+            let _ = decode_escapes(s, false);
+        }
     }
 
     #[test]

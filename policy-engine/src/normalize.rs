@@ -80,7 +80,12 @@ fn premap(c: char) -> char {
             '\u{1D21}' => 'w',
             '\u{028F}' => 'y',
             '\u{1D22}' => 'z',
-            '\u{0247}' | '\u{01DD}' => 'e',
+            '\u{0247}' | '\u{01DD}' | '\u{0454}' => 'e',
+            '\u{0442}' | '\u{03C4}' => 't',
+            '\u{0282}' => 's',
+            '\u{027E}' => 'r',
+            '\u{03F2}' | '\u{03C2}' => 'c',
+            '\u{043A}' | '\u{03BA}' => 'k',
             _ => c,
         },
     }
@@ -117,7 +122,7 @@ const IGNORABLE: &[(u32, u32)] = &[
     (0xE0000, 0xE0FFF),
 ];
 
-/// The zero of every run of decimal digits (general category Nd, Unicode 14).
+/// The zero of every run of decimal digits (general category Nd, Unicode 15).
 const DIGIT_ZEROS: &[u32] = &[
     0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
     0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
@@ -125,6 +130,8 @@ const DIGIT_ZEROS: &[u32] = &[
     0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
     0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
     0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+    // Unicode 15: Kawi, Nag Mundari.
+    0x11F50, 0x1E4F0,
 ];
 
 fn classify(c: char) -> Class {
@@ -189,6 +196,12 @@ fn confusable_ascii(c: char, out: &mut String) -> bool {
     let mut buf = [0u8; 4];
     let skel: String =
         unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
+    // Some skeletons are themselves letters the table below knows (к, κ -> ĸ -> k).
+    let skel: String = if skel.is_ascii() {
+        skel
+    } else {
+        skel.chars().map(premap).collect()
+    };
     if skel.is_empty() || !skel.is_ascii() {
         return false;
     }
@@ -261,7 +274,8 @@ pub fn normalize_bounded(s: &str, limit: usize) -> Option<Normalized> {
         if let Some(a) = tag_ascii(c) {
             if !any_tag {
                 any_tag = true;
-                tagged.push_str(&removed);
+                // Invisible characters before the first tag read as spaces here too.
+                tagged.push_str(&spaced);
             }
             tagged.push(a);
             any_invisible = true;
@@ -280,6 +294,9 @@ pub fn normalize_bounded(s: &str, limit: usize) -> Option<Normalized> {
             Class::Invisible => {
                 any_invisible = true;
                 spaced.push(' ');
+                if any_tag {
+                    tagged.push(' ');
+                }
             }
         }
         if spaced.len() > limit {
@@ -381,10 +398,17 @@ mod tests {
         let n = normalize_variants(&format!("project {hidden}"));
         assert_eq!(n.text, "project ");
         assert_eq!(n.tags.as_deref(), Some("project kestrel"));
+        let n = normalize_variants(&format!("project\u{200B}{hidden}"));
+        assert_eq!(n.tags.as_deref(), Some("project kestrel"));
     }
 
     #[test]
     fn letters_outside_nfkd_and_ts39() {
+        assert_eq!(
+            normalize("pro\u{0458}ect \u{043A}estrel"),
+            "project kestrel"
+        );
+        assert_eq!(normalize("\u{03BA}\u{0454}\u{0455}\u{0442}"), "kest");
         assert_eq!(normalize("\u{1F13A}\u{1F174}"), "KE"); // squared K, negative squared E
         assert_eq!(normalize("\u{1F1F0}\u{1F1EA}"), "KE"); // regional indicators
         assert_eq!(normalize("\u{1D0B}\u{1D07}\u{A731}"), "kes"); // small capitals

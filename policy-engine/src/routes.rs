@@ -137,10 +137,14 @@ fn query_ok(query: Option<&str>, allowed: &[String]) -> Result<(), String> {
     for pair in q.split('&') {
         let name = pair.split('=').next().unwrap_or("");
         if !allowed.iter().any(|a| a == name) {
-            return Err(if name.is_empty() {
-                "empty query parameter".to_owned()
+            // The name is not echoed: a query string can carry anything.
+            return Err(if allowed.is_empty() {
+                "this route takes no query parameters".to_owned()
             } else {
-                format!("query parameter `{name}` is not allowed on this route")
+                format!(
+                    "a query parameter is not allowed on this route (allowed: {})",
+                    allowed.join(", ")
+                )
             });
         }
     }

@@ -435,3 +435,47 @@ def test_expansion_bomb_is_refused_quickly(stack):
                    headers={"content-encoding": "gzip"})
     assert r.status_code in (400, 413), r.text
     assert time.time() - started < 5
+
+
+def leaves(v):
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        yield str(v)
+    elif isinstance(v, list):
+        for x in v:
+            yield from leaves(x)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            yield k
+            yield from leaves(x)
+
+
+def client_text(body: bytes):
+    """What a client reading the answer gets: every string of every event, joined in order
+    (clients join deltas), as a lenient parser (Python's json: NaN, last duplicate) reads it."""
+    import re
+    text = body.decode("utf-8", "replace")
+    out = []
+    try:
+        out.extend(leaves(json.loads(text)))
+    except ValueError:
+        for ev in re.split(r"\r\n\r\n|\n\n|\r\r", text):
+            data = "\n".join(l[5:].lstrip() for l in re.split(r"\r\n|\r|\n", ev) if l.startswith("data:"))
+            try:
+                out.extend(leaves(json.loads(data)))
+            except ValueError:
+                out.append(data)
+    unescaped = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+    return "".join(out), unescaped
+
+
+@pytest.mark.parametrize("mode", ["choices-not-object", "cr-only", "typed-chunk", "tool-name-split",
+                                  "responses-item-ids", "anthropic-start", "nan-data", "escaped-text",
+                                  "number-card", "dup-key"])
+def test_hostile_answer_shapes_never_leak_a_masked_value(stack, mode):
+    r = stack.post("/v1/chat/completions", chat("hi"), token=stack.token(), headers={"x-demo-raw": mode})
+    joined, raw_text = client_text(r.content)
+    for secret in ("jane.doe@example.com", "4111111111111111", "4111 1111 1111 1111"):
+        assert secret not in joined and secret not in raw_text, (mode, r.status_code, r.content[:400])
+    assert r.status_code in (200, 500, 502), r.status_code
