@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let segs: Vec<Segment> = s
         .split('|')
         .map(|t| Segment {
-            field: String::new(),
+            path: 0,
             text: t.to_owned(),
         })
         .collect();

@@ -704,12 +704,19 @@ impl Engine {
             )
         });
         let allowed = |variant: bool, h: &Hit| allow_spans[usize::from(variant)].covers(h);
+        // Field paths are spelled out once per segment that has a finding.
+        let mut fields: Vec<Option<String>> =
+            vec![None; if hits.is_empty() { 0 } else { x.segments.len() }];
         for (variant, set, h) in &hits {
             let (id, action) = &cp.prompt.rules[h.owner];
             if *action == RuleAction::Allow || allowed(*variant, h) {
                 continue;
             }
-            let field = &x.segments[text.segment_at(h.start, *variant)].field;
+            let seg = text.segment_at(h.start, *variant);
+            let field: &str = match fields.get_mut(seg) {
+                Some(slot) => slot.get_or_insert_with(|| x.field(&x.segments[seg])),
+                None => "",
+            };
             let source = match &set.specs()[h.spec].kind {
                 SpecKind::Literal(_) | SpecKind::LiteralCi(_) => "literal".to_owned(),
                 SpecKind::Regex { pattern, .. } => detectors::DETECTORS
@@ -734,7 +741,7 @@ impl Engine {
                     {
                         approvals.push(Finding {
                             rule: id.clone(),
-                            field: field.clone(),
+                            field: field.to_owned(),
                             source,
                         });
                     }

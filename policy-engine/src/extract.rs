@@ -85,9 +85,21 @@ impl Api {
 /// One piece of text the model will read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
-    /// JSON path of the field, e.g. `messages[1].content[0].text`; `.<key>` for a key.
-    pub field: String,
+    /// Where it sits: an index into [`Extracted::paths`]; see [`Extracted::field`].
+    pub path: u32,
     pub text: String,
+}
+
+/// One step of a JSON path. Paths are kept as a tree of steps and spelled out only for the
+/// fields a finding names: building a string per field of a large body costs more than
+/// scanning it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Root,
+    Key(u32, String),
+    Index(u32, u32),
+    /// A reading of the parent: `<keys>`, `<data>`, `<json>`, `<unescaped>`, `<tokens>`...
+    Reading(u32, &'static str),
 }
 
 /// A limit-relevant numeric field as the request states it.
@@ -114,12 +126,51 @@ pub struct Extracted {
     pub stream: bool,
     /// Token ids given directly (their decoded text is among the segments too).
     pub raw_token_count: u64,
+    /// The path tree the segments point into.
+    pub paths: Vec<Step>,
     /// The request asks for output the masker cannot read: spoken audio (`modalities`
     /// with `audio`, or an `audio` output setting) or raw token ids (`return_token_ids`).
     pub unreadable_output: Option<&'static str>,
 }
 
 impl Extracted {
+    /// The JSON path of a segment, e.g. `messages[1].content[0].text`.
+    pub fn field(&self, seg: &Segment) -> String {
+        self.path_string(seg.path)
+    }
+
+    pub fn path_string(&self, at: u32) -> String {
+        Self::path_of(&self.paths, at)
+    }
+
+    fn path_of(paths: &[Step], mut at: u32) -> String {
+        let mut steps = Vec::new();
+        while let Some(step) = paths.get(at as usize) {
+            match step {
+                Step::Root => break,
+                Step::Key(p, _) | Step::Index(p, _) | Step::Reading(p, _) => {
+                    steps.push(step);
+                    at = *p;
+                }
+            }
+        }
+        let mut out = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Key(_, k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Step::Index(_, i) => out.push_str(&format!("[{i}]")),
+                Step::Reading(_, r) => out.push_str(r),
+                Step::Root => {}
+            }
+        }
+        out
+    }
+
     /// Largest requested output length, if every limit field is a whole number.
     pub fn max_output_tokens(&self) -> Option<u64> {
         self.limits.iter().filter_map(|l| l.value).max()
@@ -195,41 +246,71 @@ struct Walker<'a> {
     /// Encoding of the request's model, for token-id prompts.
     encoding: Encoding,
     segments: Vec<Segment>,
+    paths: Vec<Step>,
     raw_tokens: u64,
 }
 
+const ROOT: u32 = 0;
+
 impl Walker<'_> {
-    fn push(&mut self, field: String, text: &str) {
+    fn step(&mut self, s: Step) -> u32 {
+        self.paths.push(s);
+        (self.paths.len() - 1) as u32
+    }
+
+    fn key(&mut self, parent: u32, k: &str) -> u32 {
+        self.step(Step::Key(parent, k.to_owned()))
+    }
+
+    fn reading(&mut self, parent: u32, r: &'static str) -> u32 {
+        self.step(Step::Reading(parent, r))
+    }
+
+    fn push(&mut self, path: u32, text: &str) {
         if !text.is_empty() {
             self.segments.push(Segment {
-                field,
+                path,
                 text: text.to_owned(),
             });
+        }
+    }
+
+    /// The keys of an object, one per line, as one segment.
+    fn push_keys<'k>(&mut self, parent: u32, keys: impl Iterator<Item = &'k String>) {
+        let mut text = String::new();
+        for k in keys {
+            text.push_str(k);
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            let at = self.reading(parent, ".<keys>");
+            self.segments.push(Segment { path: at, text });
         }
     }
 
     /// Every string, key and number inside `v`; `key` is the object key `v` sits under.
     fn walk(
         &mut self,
-        field: &str,
+        path: u32,
         key: Option<&str>,
         v: &Value,
         depth: u8,
     ) -> Result<(), ExtractError> {
         match v {
-            Value::String(s) => self.string(field, key.is_some_and(is_media_key), s, depth),
+            Value::String(s) => self.string(path, key.is_some_and(is_media_key), s, depth),
             Value::Number(n) => {
-                self.push(field.to_owned(), &n.to_string());
+                self.push(path, &n.to_string());
                 Ok(())
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    self.walk(&format!("{field}[{i}]"), key, x, depth)?;
+                    let at = self.step(Step::Index(path, i as u32));
+                    self.walk(at, key, x, depth)?;
                 }
                 Ok(())
             }
             Value::Object(o) => {
-                if self.base64_source(field, o)? {
+                if self.base64_source(path, o)? {
                     return Ok(());
                 }
                 // Anthropic documents by URL: fetched by the provider, never seen here.
@@ -239,19 +320,16 @@ impl Walker<'_> {
                         .and_then(Value::as_str)
                         == Some("url");
                 if url_document && !self.opts.allow_remote_content {
-                    return Err(ExtractError::Remote(format!("{field}.source")));
+                    let at = self.key(path, "source");
+                    return Err(ExtractError::Remote(self.path_string(at)));
                 }
+                self.push_keys(path, o.keys());
                 for (k, x) in o {
-                    let f = if field.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{field}.{k}")
-                    };
+                    let at = self.key(path, k);
                     if is_remote_key(k) && x.is_string() && !self.opts.allow_remote_content {
-                        return Err(ExtractError::Remote(f));
+                        return Err(ExtractError::Remote(self.path_string(at)));
                     }
-                    self.push(format!("{f}.<key>"), k);
-                    self.walk(&f, Some(k), x, depth)?;
+                    self.walk(at, Some(k), x, depth)?;
                 }
                 Ok(())
             }
@@ -259,9 +337,13 @@ impl Walker<'_> {
         }
     }
 
+    fn path_string(&self, at: u32) -> String {
+        Extracted::path_of(&self.paths, at)
+    }
+
     fn string(
         &mut self,
-        field: &str,
+        path: u32,
         media_field: bool,
         s: &str,
         depth: u8,
@@ -270,24 +352,26 @@ impl Walker<'_> {
             return match inline {
                 Ok(Inline::Text(t)) => {
                     // The string as written, and the text it carries.
-                    self.push(field.to_owned(), s);
-                    self.push(format!("{field}<data>"), &t);
+                    self.push(path, s);
+                    let at = self.reading(path, "<data>");
+                    self.push(at, &t);
                     Ok(())
                 }
                 Ok(Inline::Opaque) => {
                     // The payload is a verified file; its header is text like any other.
                     if let Some(c) = s.find(',') {
-                        self.push(format!("{field}<data-header>"), &s[..c]);
+                        let at = self.reading(path, "<data-header>");
+                        self.push(at, &s[..c]);
                     }
                     Ok(())
                 }
                 Err(source) => Err(ExtractError::Media {
-                    field: field.to_owned(),
+                    field: self.path_string(path),
                     source,
                 }),
             };
         }
-        self.push(field.to_owned(), s);
+        self.push(path, s);
         // A string holding JSON (tool call arguments): its decoded values count too.
         let t = s.trim_start();
         let mut opened = false;
@@ -295,7 +379,8 @@ impl Walker<'_> {
             && (t.starts_with('{') || t.starts_with('[') || t.starts_with('"'))
         {
             if let Ok(inner) = crate::json::parse_strict(t.as_bytes()) {
-                self.walk(&format!("{field}<json>"), None, &inner, depth + 1)?;
+                let at = self.reading(path, "<json>");
+                self.walk(at, None, &inner, depth + 1)?;
                 opened = true;
             }
         }
@@ -303,7 +388,8 @@ impl Walker<'_> {
         // keys; escaped text the model is asked to read): read decoded as well.
         if !opened {
             if let Some(d) = crate::json::decode_escapes(s, true) {
-                self.push(format!("{field}<unescaped>"), &d);
+                let at = self.reading(path, "<unescaped>");
+                self.push(at, &d);
             }
         }
         Ok(())
@@ -314,7 +400,7 @@ impl Walker<'_> {
     /// `input_audio` `{"data": ..., "format": ...}`. Their other keys are walked as usual.
     fn base64_source(
         &mut self,
-        field: &str,
+        path: u32,
         o: &serde_json::Map<String, Value>,
     ) -> Result<bool, ExtractError> {
         let Some(Value::String(data)) = o.get("data") else {
@@ -325,16 +411,24 @@ impl Walker<'_> {
             (_, None, Some(Value::String(f))) if o.len() == 2 => format!("audio/{f}"),
             _ => return Ok(false),
         };
-        let f = format!("{field}.data");
+        let at = self.key(path, "data");
         match media::inline_base64(&media_type, data, self.opts.opaque_media) {
-            Ok(Inline::Text(t)) => self.push(format!("{f}<base64>"), &t),
+            Ok(Inline::Text(t)) => {
+                let r = self.reading(at, "<base64>");
+                self.push(r, &t);
+            }
             Ok(Inline::Opaque) => {}
-            Err(source) => return Err(ExtractError::Media { field: f, source }),
+            Err(source) => {
+                return Err(ExtractError::Media {
+                    field: self.path_string(at),
+                    source,
+                })
+            }
         }
+        self.push_keys(path, o.keys());
         for (k, x) in o.iter().filter(|(k, _)| k.as_str() != "data") {
-            let kf = format!("{field}.{k}");
-            self.push(format!("{kf}.<key>"), k);
-            self.walk(&kf, Some(k), x, NESTED_JSON_DEPTH)?;
+            let kat = self.key(path, k);
+            self.walk(kat, Some(k), x, NESTED_JSON_DEPTH)?;
         }
         Ok(true)
     }
@@ -349,26 +443,29 @@ impl Walker<'_> {
                 .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
                 .collect()
         };
-        let mut lists: Vec<(String, Vec<u32>)> = Vec::new();
+        let base = self.key(ROOT, field);
+        let mut lists: Vec<(u32, Vec<u32>)> = Vec::new();
         if !items.is_empty() && items.iter().all(Value::is_number) {
             let l = ids(items).ok_or_else(|| ExtractError::TokenIds(field.to_owned()))?;
-            lists.push((field.to_owned(), l));
+            lists.push((base, l));
         } else {
             for (i, x) in items.iter().enumerate() {
                 if let Value::Array(inner) = x {
                     if inner.iter().any(Value::is_number) {
-                        let f = format!("{field}[{i}]");
-                        let l = ids(inner).ok_or_else(|| ExtractError::TokenIds(f.clone()))?;
-                        lists.push((f, l));
+                        let at = self.step(Step::Index(base, i as u32));
+                        let l = ids(inner)
+                            .ok_or_else(|| ExtractError::TokenIds(self.path_string(at)))?;
+                        lists.push((at, l));
                     }
                 }
             }
         }
-        for (f, l) in lists {
+        for (at, l) in lists {
             self.raw_tokens += l.len() as u64;
             let text = tokens::decode(self.encoding, &l)
-                .ok_or_else(|| ExtractError::TokenIds(f.clone()))?;
-            self.push(format!("{f}<tokens>"), &text);
+                .ok_or_else(|| ExtractError::TokenIds(self.path_string(at)))?;
+            let r = self.reading(at, "<tokens>");
+            self.push(r, &text);
         }
         Ok(())
     }
@@ -453,9 +550,10 @@ pub fn extract(
         opts,
         encoding: Encoding::for_model(model.as_deref().unwrap_or(""), opts.encoding),
         segments: Vec::new(),
+        paths: vec![Step::Root],
         raw_tokens: 0,
     };
-    w.walk("", None, body, 0)?;
+    w.walk(ROOT, None, body, 0)?;
     let items = match api {
         Api::ChatCompletions | Api::AnthropicMessages => match body.get("messages") {
             Some(Value::Array(a)) => a.len(),
@@ -507,6 +605,7 @@ pub fn extract(
         choices: limit_fields(body, api.choice_fields()),
         stream,
         raw_token_count: w.raw_tokens,
+        paths: w.paths,
         unreadable_output: unreadable_output(body),
     })
 }
@@ -563,6 +662,16 @@ mod tests {
         assert_eq!(x.model.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(x.max_output_tokens(), Some(50));
         assert_eq!(x.items, 1);
+        let field_of = |text: &str| {
+            let seg = x.segments.iter().find(|s| s.text == text).unwrap();
+            x.field(seg)
+        };
+        assert_eq!(field_of("hi"), "messages[0].content");
+        assert_eq!(field_of("in-stop"), "stop[0]");
+        assert_eq!(
+            field_of("in-schema"),
+            "tools[0].function.parameters.properties.k-in-key.description"
+        );
     }
 
     #[test]

@@ -241,7 +241,8 @@ fn push_mapped(c: char, out: &mut String) {
     }
 }
 
-fn plain_ascii(s: &str) -> bool {
+/// Printable ASCII, tab and line breaks only: text normalisation leaves unchanged.
+pub fn plain_ascii(s: &str) -> bool {
     s.bytes()
         .all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
 }

@@ -45,6 +45,18 @@ impl PromptText {
             folded_starts: Vec::new(),
         };
         for (i, seg) in segments.iter().enumerate() {
+            // Plain ASCII (the common case) is its own normal form: appended as it is.
+            if crate::normalize::plain_ascii(&seg.text) {
+                p.starts.push((p.text.len(), i));
+                p.text.push_str(&seg.text);
+                p.text.push('\n');
+                if let Some(f) = p.folded.as_mut() {
+                    p.folded_starts.push((f.len(), i));
+                    f.extend(seg.text.chars().map(|c| c.to_ascii_lowercase()));
+                    f.push('\n');
+                }
+                continue;
+            }
             let left = budget.saturating_sub(p.text.len());
             let n = normalize_bounded(&seg.text, left).ok_or(BudgetExceeded {
                 raw,
@@ -109,7 +121,7 @@ mod tests {
 
     fn seg(t: &str) -> Segment {
         Segment {
-            field: String::new(),
+            path: 0,
             text: t.into(),
         }
     }
