@@ -25,10 +25,11 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# BENCH_BIN / BENCH_WASM measure another build (e.g. the previous commit's) with the same
-# requests; the request bodies always come from this tree's binary.
-CUR_BIN = ROOT / "target/release/gatehouse"
-BIN = pathlib.Path(os.environ.get("BENCH_BIN", CUR_BIN))
+# BENCH_BIN / BENCH_WASM measure another build with the same requests (the bodies come from
+# this tree's binary, or BENCH_REQUEST_BIN). To compare with an older commit, run this script
+# from that commit's work tree (its bundles and template) with BENCH_REQUEST_BIN set.
+CUR_BIN = pathlib.Path(os.environ.get("BENCH_REQUEST_BIN", ROOT / "target/release/gatehouse"))
+BIN = pathlib.Path(os.environ.get("BENCH_BIN", ROOT / "target/release/gatehouse"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "target-wasm/gatehouse_filter.wasm"))
 NOOP = ROOT / "target-wasm/noop_filter.wasm"
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
