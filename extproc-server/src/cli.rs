@@ -1,13 +1,6 @@
-//! Command-line tools: policy check/test/explain, dev tokens, the local profile, benchmarks,
-//! and the server's HTTP API.
+//! Command-line tools: policy check/test/explain, dev tokens, the local profile, benchmarks.
 
-use crate::extproc::Shared;
 use anyhow::{bail, Context as _};
-use axum::{
-    extract::{Query, State},
-    routing::{get, post},
-    Json, Router,
-};
 use jwt_simple::prelude::*;
 use policy_engine::bundle::{Bundle, Issuer, TestCase};
 use policy_engine::engine::EngineError;
@@ -15,7 +8,6 @@ use policy_engine::{Caller, Engine};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Issuer URL and audience of the local dev issuer.
@@ -444,95 +436,6 @@ pub fn dev(cmd: DevCmd) -> anyhow::Result<()> {
         engine.digest
     );
     Ok(())
-}
-
-#[derive(serde::Deserialize)]
-struct Limit {
-    limit: Option<usize>,
-}
-
-/// The server's HTTP API: decision events from the filter (signed by it), the session log
-/// (for auditors named in the bundle), health.
-pub fn http_api(shared: Arc<Shared>) -> Router {
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::response::{IntoResponse, Response};
-    fn error(status: StatusCode, message: &str) -> Response {
-        (status, Json(json!({"error": {"message": message}}))).into_response()
-    }
-    async fn events(
-        State(s): State<Arc<Shared>>,
-        headers: HeaderMap,
-        body: axum::body::Bytes,
-    ) -> Response {
-        let sig = headers
-            .get(policy_engine::wire::H_EVENT_SIGNATURE)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !policy_engine::wire::verify(
-            &s.handoff_key,
-            policy_engine::wire::Domain::Event,
-            &body,
-            sig,
-        ) {
-            return error(StatusCode::UNAUTHORIZED, "event signature does not verify");
-        }
-        let Ok(mut ev) = serde_json::from_slice::<Value>(&body) else {
-            return error(StatusCode::BAD_REQUEST, "event is not JSON");
-        };
-        if let Value::Object(o) = &mut ev {
-            o.insert("source".into(), Value::from("filter"));
-        }
-        s.store.append(ev);
-        Json(json!({"ok": true})).into_response()
-    }
-    async fn sessions(
-        State(s): State<Arc<Shared>>,
-        headers: HeaderMap,
-        Query(q): Query<Limit>,
-    ) -> Response {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
-        let Some(token) = token else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token of an auditor is required",
-            );
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(u64::MAX);
-        match s.engine.authenticate(token.trim(), now) {
-            Err(e) => error(
-                StatusCode::UNAUTHORIZED,
-                &format!("authentication failed: {e}"),
-            ),
-            Ok(c) if !s.engine.bundle.audit.admits(&c) => error(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "`{}` is not an auditor of this gateway (bundle `audit`)",
-                    c.principal
-                ),
-            ),
-            Ok(_) => Json(Value::Array(
-                s.store.recent(q.limit.unwrap_or(100).min(10_000)),
-            ))
-            .into_response(),
-        }
-    }
-    async fn health(State(s): State<Arc<Shared>>) -> Json<Value> {
-        Json(json!({"status": "ok", "bundle": s.engine.digest}))
-    }
-    Router::new()
-        .route("/v1/events", post(events))
-        .route("/v1/sessions", get(sessions))
-        .route("/healthz", get(health))
-        .with_state(shared)
 }
 
 #[derive(clap::Args)]

@@ -15,10 +15,11 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     ProcessingRequest, ProcessingResponse,
 };
 use policy_engine::extract::Api;
+use policy_engine::record;
 use policy_engine::routes::RouteMatch;
 use policy_engine::wire::{self, Handoff, HandoffError, H_IDENTITY, H_SIGNATURE};
 use policy_engine::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -43,10 +44,20 @@ pub struct Exchange {
     route_model: Option<String>,
     request_id: String,
     client_request_id: Option<String>,
+    session: String,
+    started: Option<std::time::Instant>,
+    started_ms: u64,
     content_encoding: Option<String>,
-    decision: Option<Value>,
+    decision: Option<record::DecisionPart>,
+    model: Option<String>,
+    /// The request body as recorded (redacted), when the policy records prompts.
     prompt: Option<Value>,
+    /// The masked JSON answer, when the policy records responses.
+    response_body: Option<Value>,
+    response_truncated: bool,
     recorded: bool,
+    /// Records to make durable before the next answer goes to Envoy.
+    pub pending: Vec<record::Record>,
     status: Option<u16>,
     content_type: String,
     tally: crate::mask::Tally,
@@ -145,41 +156,75 @@ impl Shared {
         }
     }
 
+    /// A record of a refusal by the server itself.
+    fn refusal_record(
+        &self,
+        x: &Exchange,
+        h: Option<&Handoff>,
+        d: record::DecisionPart,
+    ) -> record::Record {
+        record::Record {
+            v: record::RECORD_VERSION,
+            kind: record::Kind::Refusal,
+            source: record::Source::Server,
+            time_ms: x.started_ms,
+            session: x.session.clone(),
+            request_id: x.request_id.clone(),
+            client_request_id: x.client_request_id.clone(),
+            identity: h.map(identity),
+            policy: h.map(|h| h.policy.clone()),
+            bundle: h.map_or_else(|| self.engine.digest.clone(), |h| h.bundle.clone()),
+            api: x.api.map(|a| a.name().to_owned()),
+            model: None,
+            request: record::RequestPart {
+                method: x.method.clone(),
+                path: self
+                    .engine
+                    .redact_path(h.map(|h| h.policy.as_str()), &x.path),
+                body: None,
+            },
+            decision: d,
+            response: None,
+            duration_ms: None,
+        }
+    }
+
     fn request_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
+        x.started = Some(std::time::Instant::now());
+        x.started_ms = now_ms();
         x.method = header(h, ":method").unwrap_or_default();
         x.path = header(h, ":path").unwrap_or_default();
         x.api = Some(wire::api_for_errors(&self.engine, &x.method, &x.path));
         x.request_id = header(h, wire::H_REQUEST_ID).unwrap_or_default();
         x.client_request_id = header(h, wire::H_CLIENT_REQUEST_ID);
         x.content_encoding = header(h, "content-encoding");
+        x.session = record::session_of(header(h, wire::H_SESSION).as_deref(), &x.request_id);
+        // Nothing goes on unrecorded: with the store down, requests are refused.
+        if !self.store.healthy() {
+            return x.refuse(
+                503,
+                "session_store_unavailable",
+                "the gateway cannot record this request (session store unavailable); retry later",
+            );
+        }
         let handoff = match self.verify_handoff(h) {
             Ok(v) => v,
             Err(why) => {
                 // Reached without the filter (or forged): fail closed.
-                self.store.append(json!({
-                    "kind": "refused_by_server", "path": self.engine.redact_path(None, &x.path),
-                    "reason": why.to_string(),
-                }));
-                return x.refuse(
-                    403,
-                    "identity_handoff",
-                    &format!("gateway refused the request: {why}"),
-                );
+                let msg = format!("gateway refused the request: {why}");
+                let d = record::DecisionPart::refusal("deny", 403, "identity_handoff", &msg);
+                x.pending.push(self.refusal_record(x, None, d));
+                return x.refuse(403, "identity_handoff", &msg);
             }
         };
         // The two halves must run the same bundle: a hand-off for another digest or an
         // unknown policy is refused, never decided under rules the filter did not apply.
         if handoff.bundle != self.engine.digest || self.engine.policy(&handoff.policy).is_none() {
             tracing::warn!(filter = %handoff.bundle, server = %self.engine.digest, policy = %handoff.policy, "hand-off for a bundle or policy this server does not run");
-            self.store.append(json!({
-                "kind": "refused_by_server", "path": self.engine.redact_path(None, &x.path), "request_id": x.request_id,
-                "reason": "bundle_mismatch", "filter_bundle": handoff.bundle, "server_bundle": self.engine.digest,
-            }));
-            return x.refuse(
-                503,
-                "bundle_mismatch",
-                "the gateway's filter and server run different policy bundles; retry shortly",
-            );
+            let msg = "the gateway's filter and server run different policy bundles; retry shortly";
+            let d = record::DecisionPart::refusal("error", 503, "bundle_mismatch", msg);
+            x.pending.push(self.refusal_record(x, Some(&handoff), d));
+            return x.refuse(503, "bundle_mismatch", msg);
         }
         // The server enforces the route allow-list as well: it is reachable only through the
         // filter, but decides nothing on a route the filter would not have passed.
@@ -264,13 +309,10 @@ impl Shared {
         };
         let d = self.engine.decide_extracted(cp, &ex);
         if cp.policy.record.prompts {
-            x.prompt = Some(json!({
-                "model": ex.model,
-                "stream": ex.stream,
-                "body": self.engine.redact_json(cp, &json),
-            }));
+            x.prompt = Some(self.engine.redact_json(cp, &json));
         }
-        x.decision = serde_json::to_value(&d).ok();
+        x.model = ex.model.clone();
+        x.decision = Some(record::DecisionPart::from_decision(&d, "policy"));
         match d.enforced() {
             policy_engine::Verdict::RequireApproval => {
                 let msg = format!(
@@ -303,6 +345,18 @@ impl Shared {
     }
 
     fn response_headers(&self, x: &mut Exchange, h: &HttpHeaders) -> ProcessingResponse {
+        // The filter's own reply (a refusal it already recorded): not recorded twice.
+        let local = header_bytes(h, wire::H_LOCAL_REPLY).is_some_and(|sig| {
+            wire::verify(
+                &self.handoff_key,
+                wire::Domain::LocalReply,
+                x.request_id.as_bytes(),
+                sig,
+            )
+        });
+        if local {
+            x.recorded = true;
+        }
         x.status = header(h, ":status").and_then(|s| s.parse().ok());
         x.content_type = header(h, "content-type")
             .unwrap_or_default()
@@ -317,7 +371,7 @@ impl Shared {
             set_header("x-gatehouse-session", &request_id),
             set_header("x-gatehouse-processed-by", "ext_proc"),
         ];
-        let mut remove = Vec::new();
+        let mut remove = vec![wire::H_LOCAL_REPLY.to_owned()];
         let mut mode = None;
         if self.masks(x) && !h.end_of_stream {
             let encoding = header(h, "content-encoding").unwrap_or_default();
@@ -401,7 +455,16 @@ impl Shared {
                     }
                 } else {
                     match crate::mask::mask_json(&self.engine, p, &body, &mut x.tally) {
-                        Some(b) => b,
+                        Some(b) => {
+                            if end && p.policy.record.responses {
+                                if b.len() <= crate::sse::TRANSCRIPT_MAX {
+                                    x.response_body = serde_json::from_slice(&b).ok();
+                                } else {
+                                    x.response_truncated = true;
+                                }
+                            }
+                            b
+                        }
                         None if dry_run => Vec::new(),
                         None => {
                             return x.refuse(
@@ -431,30 +494,101 @@ impl Shared {
         }
     }
 
-    /// Write the session record for a finished exchange (once).
+    /// Queue the session record of a finished exchange (once); it is made durable before
+    /// the answer's last part goes back to Envoy.
     pub fn record(&self, x: &mut Exchange) {
         if x.recorded {
             return;
         }
         let Some(h) = &x.handoff else { return };
         x.recorded = true;
-        self.store.append(json!({
-            "kind": "session",
-            "request_id": x.request_id,
-            "client_request_id": x.client_request_id,
-            "identity": identity(h),
-            "policy": h.policy,
-            "bundle": h.bundle,
-            "request": {"method": x.method, "path": self.engine.redact_path(Some(&h.policy), &x.path), "prompt": x.prompt},
-            "decision": x.decision,
-            "response": {"status": x.status, "content_type": x.content_type, "masked_values": x.tally.masked, "mask_rules": x.tally.rules,
-                "dry_run": self.engine.policy(&h.policy).is_some_and(|p| p.policy.dry_run)},
-        }));
+        let cp = self.engine.policy(&h.policy);
+        let dry_run = cp.is_some_and(|p| p.policy.dry_run);
+        let record_responses = cp.is_some_and(|p| p.policy.record.responses);
+        let status = x.status.unwrap_or(0);
+        let decision = x.decision.clone().unwrap_or_else(|| record::DecisionPart {
+            verdict: "allow".into(),
+            enforced: "allow".into(),
+            status: 200,
+            rules: Vec::new(),
+            reason: "forwarded".into(),
+            message: "allowed".into(),
+            findings: Vec::new(),
+            dry_run,
+        });
+        let (body, truncated) = if !record_responses {
+            (None, false)
+        } else if let Some(sse) = &x.sse {
+            (
+                Some(serde_json::to_value(&sse.transcript).unwrap_or_default()),
+                sse.transcript_truncated,
+            )
+        } else {
+            (x.response_body.clone(), x.response_truncated)
+        };
+        // What the answer echoes of a blocked value is redacted like the prompt.
+        let body = match (body, cp) {
+            (Some(b), Some(cp)) => Some(self.engine.redact_json(cp, &b)),
+            (b, _) => b,
+        };
+        let r = record::Record {
+            v: record::RECORD_VERSION,
+            kind: record::Kind::Exchange,
+            source: record::Source::Server,
+            time_ms: x.started_ms,
+            session: x.session.clone(),
+            request_id: x.request_id.clone(),
+            client_request_id: x.client_request_id.clone(),
+            identity: Some(identity(h)),
+            policy: Some(h.policy.clone()),
+            bundle: h.bundle.clone(),
+            api: x.api.map(|a| a.name().to_owned()),
+            model: x.model.clone(),
+            request: record::RequestPart {
+                method: x.method.clone(),
+                path: self.engine.redact_path(Some(&h.policy), &x.path),
+                body: x.prompt.clone(),
+            },
+            decision,
+            response: Some(record::ResponsePart {
+                status: (status != 0).then_some(status),
+                content_type: x.content_type.clone(),
+                body,
+                truncated,
+                masked: x.tally.per_rule.clone(),
+                withheld: x.tally.withheld as u64,
+            }),
+            duration_ms: x.started.map(|t| t.elapsed().as_millis() as u64),
+        };
+        x.pending.push(r);
     }
 }
 
-fn identity(h: &Handoff) -> Value {
-    json!({"issuer": h.issuer, "principal": h.principal, "groups": h.groups})
+impl Shared {
+    /// Make the exchange's queued records durable.
+    pub async fn persist(&self, x: &mut Exchange) -> Result<(), crate::store::StoreError> {
+        for r in std::mem::take(&mut x.pending) {
+            self.store.append(r).await.map_err(|_| {
+                crate::store::StoreError::Unavailable("the store writer stopped".into())
+            })??;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn identity(h: &Handoff) -> record::Identity {
+    record::Identity {
+        issuer: h.issuer.clone(),
+        principal: h.principal.clone(),
+        groups: h.groups.clone(),
+    }
 }
 
 /// The tonic service.
@@ -484,7 +618,12 @@ impl ExternalProcessor for Service {
                 }));
                 let resp = match handled {
                     Ok(Some(resp)) => Ok(resp),
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        if let Err(e) = shared.persist(&mut x).await {
+                            tracing::error!(error = %e, "session record lost");
+                        }
+                        continue;
+                    }
                     Err(_) => {
                         tracing::error!(request_id = %x.request_id, "processing panicked; request failed closed");
                         let _ = tx
@@ -493,12 +632,21 @@ impl ExternalProcessor for Service {
                         break;
                     }
                 };
+                // A record is durable before the answer it belongs to goes on; if it cannot
+                // be written, the request fails closed with a clear error.
+                let resp = match shared.persist(&mut x).await {
+                    Ok(()) => resp,
+                    Err(e) => Ok(x.refuse(503, "session_store_unavailable", &e.to_string())),
+                };
                 if tx.send(resp).await.is_err() {
                     break;
                 }
             }
             // Exchanges whose response body was not processed are recorded when the stream ends.
             shared.record(&mut x);
+            if let Err(e) = shared.persist(&mut x).await {
+                tracing::error!(error = %e, request_id = %x.request_id, "session record lost");
+            }
         });
         Ok(tonic::Response::new(
             Box::pin(ReceiverStream::new(rx)) as Out
@@ -520,7 +668,7 @@ mod tests {
             "/../policies/default.yaml"
         ))
         .unwrap();
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(MemoryStore::for_tests());
         (
             Shared {
                 engine: Arc::new(Engine::from_source(&src).unwrap()),
@@ -603,6 +751,11 @@ mod tests {
         }
     }
 
+    /// Make an exchange's queued records durable (what the stream loop does).
+    pub(super) fn flush(s: &Shared, x: &mut Exchange) {
+        futures::executor::block_on(s.persist(x)).unwrap();
+    }
+
     pub(super) fn status_of(r: &ProcessingResponse) -> Option<i32> {
         match &r.response {
             Some(Response::ImmediateResponse(i)) => i.status.as_ref().map(|s| s.code),
@@ -659,7 +812,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(status_of(&r), Some(403), "an expired hand-off is refused");
-        assert_eq!(store.recent(10).len(), 3);
+        flush(&s, &mut x);
+        let recs = store.recent(10);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].decision.reason, "identity_handoff");
+        assert_eq!(recs[0].kind, record::Kind::Refusal);
     }
 
     #[test]
@@ -737,11 +894,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(status_of(&r), Some(403));
+        flush(&s, &mut x);
         let rec = store.recent(1).pop().unwrap();
-        assert_eq!(rec["decision"]["verdict"], "require_approval");
-        let text = rec["request"]["prompt"]["body"]["messages"][0]["content"]
-            .as_str()
-            .unwrap();
+        assert_eq!(rec.decision.verdict, "require_approval");
+        let body = rec.request.body.unwrap();
+        let text = body["messages"][0]["content"].as_str().unwrap();
         assert_eq!(text, "merger memo for [EMAIL]");
     }
 }
@@ -763,7 +920,7 @@ policies:
     dry_run: true
     response_masking: [{id: pii, detectors: [email]}]
 "#;
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(MemoryStore::for_tests());
         let s = Shared {
             engine: Arc::new(Engine::from_source(src).unwrap()),
             handoff_key: b"k".to_vec(),
@@ -791,9 +948,10 @@ policies:
             panic!()
         };
         assert_eq!(sent, body);
+        super::tests::flush(&s, &mut x);
         let rec = store.recent(1).pop().unwrap();
-        assert_eq!(rec["response"]["masked_values"], 1);
-        assert_eq!(rec["response"]["dry_run"], true);
+        assert_eq!(rec.response.unwrap().masked.values().sum::<u64>(), 1);
+        assert!(rec.decision.dry_run);
     }
 }
 
@@ -813,7 +971,7 @@ mod fail_closed_tests {
         let s = Shared {
             engine: Arc::new(Engine::from_source(&src).unwrap()),
             handoff_key: b"k".to_vec(),
-            store: Arc::new(MemoryStore::default()),
+            store: Arc::new(MemoryStore::for_tests()),
         };
         let x = Exchange {
             handoff: Some(Handoff {

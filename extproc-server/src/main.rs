@@ -1,9 +1,11 @@
 //! `gatehouse`: the ext_proc server, the demo upstream, and the CLI.
 
+mod api;
 mod cli;
 mod demo;
 mod extproc;
 mod mask;
+mod sessions;
 mod sse;
 mod store;
 
@@ -48,6 +50,11 @@ enum Cmd {
     },
     /// Measure the engine's matching and masking throughput.
     Bench(cli::BenchArgs),
+    /// Read and verify the session log.
+    Sessions {
+        #[command(subcommand)]
+        cmd: sessions::SessionsCmd,
+    },
     /// Precision and recall of the built-in detectors on a labeled corpus (JSON lines).
     Eval {
         #[arg(default_value = "tests/eval/corpus.jsonl")]
@@ -66,9 +73,14 @@ struct ServeArgs {
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:18082")]
     http: SocketAddr,
-    /// Directory of the embedded session store (`memory`: keep records in memory only).
-    #[arg(long, default_value = ".gatehouse/store")]
-    store: PathBuf,
+    /// The session store: `sqlite:PATH` or a directory (the embedded SQLite store), or
+    /// `memory:` (records lost at exit).
+    #[arg(long, env = "GATEHOUSE_STORE", default_value = ".gatehouse/store")]
+    store: String,
+    /// The key that signs checkpoints of the session chain (created 0600 when missing;
+    /// default: `checkpoint.key` beside the database).
+    #[arg(long, env = "GATEHOUSE_CHECKPOINT_KEY_FILE")]
+    checkpoint_key_file: Option<PathBuf>,
     /// File holding the identity hand-off key shared with the filter.
     #[arg(long, env = "GATEHOUSE_HANDOFF_KEY_FILE")]
     handoff_key_file: PathBuf,
@@ -87,11 +99,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let key = std::fs::read_to_string(&a.handoff_key_file)
         .with_context(|| format!("reading {}", a.handoff_key_file.display()))?;
-    let store: std::sync::Arc<dyn store::Store> = if a.store.as_os_str() == "memory" {
-        std::sync::Arc::new(store::MemoryStore::default())
-    } else {
-        std::sync::Arc::new(store::FileStore::open(&a.store)?)
-    };
+    let store = store::open(&a.store, a.checkpoint_key_file.as_deref())?;
     let shared = std::sync::Arc::new(extproc::Shared {
         engine: std::sync::Arc::new(engine),
         handoff_key: key.trim().as_bytes().to_vec(),
@@ -105,7 +113,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             ),
         )
         .serve_with_shutdown(a.grpc, shutdown());
-    let api = cli::http_api(shared.clone());
+    let api = api::router(shared.clone());
     let listener = tokio::net::TcpListener::bind(a.http).await?;
     let http = axum::serve(listener, api).with_graceful_shutdown(shutdown());
     let (g, h) = tokio::join!(grpc, http);
@@ -155,6 +163,10 @@ async fn main() -> std::process::ExitCode {
         Cmd::Dev { cmd } => cli::dev(cmd),
         Cmd::Bench(a) => cli::bench(a),
         Cmd::Eval { corpus } => cli::eval(&corpus),
+        Cmd::Sessions { cmd } => match sessions::run(cmd) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

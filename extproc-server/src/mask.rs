@@ -11,7 +11,8 @@ use serde_json::Value;
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub masked: usize,
-    pub rules: Vec<String>,
+    /// Values masked, per masking rule.
+    pub per_rule: std::collections::BTreeMap<String, u64>,
     /// Token-level fields withheld.
     pub withheld: usize,
 }
@@ -20,9 +21,7 @@ impl Tally {
     pub fn note(&mut self, hits: &[MaskHit]) {
         self.masked += hits.len();
         for h in hits {
-            if !self.rules.contains(&h.rule) {
-                self.rules.push(h.rule.clone());
-            }
+            *self.per_rule.entry(h.rule.clone()).or_default() += 1;
         }
     }
 }

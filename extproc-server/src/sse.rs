@@ -48,9 +48,17 @@ pub struct SseMasker {
     /// Last OpenAI chunk, as the template of a flush chunk.
     chat_template: Option<Value>,
     pub tally: Tally,
+    /// The text sent on each stream, as the client reassembles it (for the session record),
+    /// up to [`TRANSCRIPT_MAX`] bytes in all.
+    pub transcript: BTreeMap<String, String>,
+    transcript_bytes: usize,
+    pub transcript_truncated: bool,
     /// Set once the stream was cut (an event over the size bound): nothing more is sent.
     cut: bool,
 }
+
+/// Most bytes of streamed text kept for the session record.
+pub const TRANSCRIPT_MAX: usize = 256 << 10;
 
 /// Largest SSE event the masker buffers; a stream with a bigger one is ended with an error
 /// event rather than buffered without limit.
@@ -77,11 +85,28 @@ impl SseMasker {
         kind: Kind,
         piece: &str,
     ) -> String {
-        let s = self.streams.entry(key).or_insert_with(|| Stream {
+        let s = self.streams.entry(key.clone()).or_insert_with(|| Stream {
             kind,
             masker: StreamMasker::new(cp),
         });
-        s.masker.push(engine, cp, piece)
+        let sent = s.masker.push(engine, cp, piece);
+        self.capture(&key, &sent);
+        sent
+    }
+
+    fn capture(&mut self, key: &str, sent: &str) {
+        if sent.is_empty() {
+            return;
+        }
+        if self.transcript_bytes + sent.len() > TRANSCRIPT_MAX {
+            self.transcript_truncated = true;
+            return;
+        }
+        self.transcript_bytes += sent.len();
+        self.transcript
+            .entry(key.to_owned())
+            .or_default()
+            .push_str(sent);
     }
 
     /// Flush one stream: the rest of its text, masked.
@@ -90,6 +115,7 @@ impl SseMasker {
         let rest = s.masker.finish(engine, cp);
         let hits = std::mem::take(&mut s.masker.hits);
         self.tally.note(&hits);
+        self.capture(key, &rest);
         Some((s.kind, rest))
     }
 

@@ -6,10 +6,11 @@
 
 use crate::config::FilterConfig;
 use policy_engine::identity::TokenError;
+use policy_engine::record;
 use policy_engine::routes::RouteMatch;
 use policy_engine::wire::{self, Handoff};
-use policy_engine::{Caller, Decision, Engine, Verdict};
-use serde_json::{json, Value};
+use policy_engine::{Caller, Engine, Verdict};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -27,6 +28,10 @@ pub struct RequestHead {
     pub authorization: Option<String>,
     pub content_encoding: Option<String>,
     pub request_id: Option<String>,
+    /// The caller's `x-gatehouse-session` (read before inbound gatehouse headers go).
+    pub session: Option<String>,
+    /// When the headers arrived, milliseconds since the Unix epoch.
+    pub received_ms: u64,
     pub has_body: bool,
 }
 
@@ -201,6 +206,14 @@ impl Gate {
         let mut headers = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             (H_REQUEST_ID.to_owned(), request_id.to_owned()),
+            (
+                wire::H_LOCAL_REPLY.to_owned(),
+                wire::sign(
+                    self.cfg.handoff_key.as_bytes(),
+                    wire::Domain::LocalReply,
+                    request_id.as_bytes(),
+                ),
+            ),
         ];
         headers.extend(extra);
         let api = wire::api_for_errors(&self.engine, &head.method, &head.path);
@@ -246,27 +259,45 @@ impl Gate {
         Ok(v)
     }
 
+    /// The session record of a decision the filter made (sent to the server's log).
     fn event(
         &self,
         request_id: &str,
         head: &RequestHead,
         caller: Option<&Caller>,
-        status: u32,
-        d: Option<&Decision>,
-        reason: &str,
+        kind: record::Kind,
+        decision: record::DecisionPart,
     ) -> Value {
-        json!({
-            "kind": "filter_decision",
-            "request_id": request_id,
-            "client_request_id": client_request_id(head.request_id.as_deref()),
-            "method": head.method,
-            "path": self.engine.redact_path(caller.and_then(|c| self.engine.select(c)).map(|p| p.policy.id.as_str()), &head.path),
-            "status": status,
-            "reason": reason,
-            "bundle": self.engine.digest,
-            "identity": caller.map(|c| json!({"issuer": c.issuer, "principal": c.principal, "groups": c.groups})),
-            "decision": d,
-        })
+        let policy = caller
+            .and_then(|c| self.engine.select(c))
+            .map(|p| p.policy.id.clone());
+        let r = record::Record {
+            v: record::RECORD_VERSION,
+            kind,
+            source: record::Source::Filter,
+            time_ms: head.received_ms,
+            session: record::session_of(head.session.as_deref(), request_id),
+            request_id: request_id.to_owned(),
+            client_request_id: client_request_id(head.request_id.as_deref()),
+            identity: caller.map(|c| record::Identity {
+                issuer: c.issuer.clone(),
+                principal: c.principal.clone(),
+                groups: c.groups.clone(),
+            }),
+            bundle: self.engine.digest.clone(),
+            api: None,
+            model: None,
+            request: record::RequestPart {
+                method: head.method.clone(),
+                path: self.engine.redact_path(policy.as_deref(), &head.path),
+                body: None,
+            },
+            policy,
+            decision,
+            response: None,
+            duration_ms: None,
+        };
+        serde_json::to_value(&r).unwrap_or_default()
     }
 
     /// A refusal with its decision event.
@@ -281,7 +312,16 @@ impl Gate {
         message: &str,
         extra: Vec<(String, String)>,
     ) -> Reply {
-        let ev = self.event(request_id, head, caller, status, None, reason);
+        let verdict = if caller.is_some() && code == "no_policy" {
+            "deny"
+        } else {
+            "block"
+        };
+        let mut decision = record::DecisionPart::refusal(verdict, status as u16, reason, message);
+        if code != "malformed_request" {
+            decision.rules.push(code.to_owned());
+        }
+        let ev = self.event(request_id, head, caller, record::Kind::Refusal, decision);
         self.reply(head, request_id, status, code, message, extra, ev)
     }
 
@@ -342,7 +382,18 @@ impl Gate {
         let verified = match auth {
             Ok(v) => v,
             Err(e) => {
-                let ev = self.event(&request_id, &head, None, 401, None, e.code());
+                let ev = self.event(
+                    &request_id,
+                    &head,
+                    None,
+                    record::Kind::Refusal,
+                    record::DecisionPart::refusal(
+                        "unauthenticated",
+                        401,
+                        e.code(),
+                        &format!("authentication failed: {e}"),
+                    ),
+                );
                 let www = format!(
                     "Bearer error=\"invalid_token\", error_description=\"{}\"",
                     e.to_string().replace('"', "'")
@@ -378,6 +429,10 @@ impl Gate {
         if let Some(id) = client_request_id(head.request_id.as_deref()) {
             headers.push((H_CLIENT_REQUEST_ID.to_owned(), id));
         }
+        headers.push((
+            wire::H_SESSION.to_owned(),
+            record::session_of(head.session.as_deref(), &request_id),
+        ));
         match self.engine.route(&head.method, &head.path) {
             RouteMatch::Refused(r) => {
                 let extra = r
@@ -498,9 +553,8 @@ impl Gate {
                 &p.request_id,
                 head,
                 caller,
-                u32::from(d.status),
-                Some(&d),
-                "policy",
+                record::Kind::Refusal,
+                record::DecisionPart::from_decision(&d, "policy"),
             );
             let code = d.rules.first().cloned().unwrap_or_else(|| "blocked".into());
             let extra = vec![
@@ -541,8 +595,15 @@ impl Gate {
             }
         };
         // Dry run: what would have been refused is recorded, not enforced.
-        let event = (d.verdict != enforced)
-            .then(|| self.event(&p.request_id, head, caller, 200, Some(&d), "dry_run"));
+        let event = (d.verdict != enforced).then(|| {
+            self.event(
+                &p.request_id,
+                head,
+                caller,
+                record::Kind::Exchange,
+                record::DecisionPart::from_decision(&d, "dry_run"),
+            )
+        });
         Outcome::Forward(Forward {
             headers: vec![(H_VERDICT.to_owned(), d.verdict.as_str().to_owned())],
             body,
@@ -588,6 +649,7 @@ impl Gate {
 mod tests {
     use super::*;
     use jwt_simple::prelude::*;
+    use serde_json::json;
     use std::sync::OnceLock;
 
     fn kp() -> &'static RS256KeyPair {
@@ -638,6 +700,8 @@ policies:
             authorization: auth.map(|t| format!("Bearer {t}")),
             content_encoding: None,
             request_id: Some("rid-1".into()),
+            session: None,
+            received_ms: 0,
             has_body: true,
         }
     }
@@ -801,7 +865,8 @@ policies:
             h.method = method.into();
             let r = reply_of(g.on_headers(h, now(), 0, false));
             assert_eq!(r.status, status, "{method} {path}");
-            assert_eq!(r.event["reason"], "route");
+            assert_eq!(r.event["decision"]["reason"], "route");
+            assert_eq!(r.event["kind"], "refusal");
             if status == 405 {
                 assert!(r.headers.iter().any(|(k, v)| k == "allow" && v == "POST"));
             }

@@ -443,7 +443,11 @@ impl Http {
             .pointer("/decision/verdict")
             .and_then(|v| v.as_str());
         if r.status == 401 {
-            let reason = r.event.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+            let reason = r
+                .event
+                .pointer("/decision/reason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             if let Some((_, id)) = m.token_failures.iter().find(|(n, _)| *n == reason) {
                 m.inc(*id);
             }
@@ -563,6 +567,8 @@ impl Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        // The one gateway header a caller may set: which session a call belongs to.
+        let session = self.header(policy_engine::wire::H_SESSION);
         // Never trust an inbound x-gatehouse-* header: they are ours alone.
         for (name, _) in self.get_http_request_headers_bytes() {
             if policy_engine::wire::is_gatehouse_header(name.as_bytes()) {
@@ -575,9 +581,15 @@ impl HttpContext for Http {
             authorization: self.header("authorization"),
             content_encoding: self.header("content-encoding"),
             request_id: self.header("x-request-id"),
+            session,
+            received_ms: 0,
             has_body: !end_of_stream,
         };
         let (now, nanos) = self.now();
+        let head = RequestHead {
+            received_ms: (nanos / 1_000_000) as u64,
+            ..head
+        };
         let step = self.gate.borrow_mut().on_headers(head, now, nanos, true);
         // The caller's credential goes no further than the gateway.
         self.set_http_request_header("authorization", None);

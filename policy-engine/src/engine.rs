@@ -38,7 +38,7 @@ impl Verdict {
 }
 
 /// Why a rule fired. Never carries the matched text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Finding {
     pub rule: String,
     /// JSON path of the field where it matched (or the limit's field).

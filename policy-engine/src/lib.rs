@@ -17,6 +17,7 @@ pub mod load;
 pub mod matcher;
 pub mod media;
 pub mod normalize;
+pub mod record;
 pub mod routes;
 pub mod scan;
 pub mod stream;

@@ -24,7 +24,14 @@ pub const H_REQUEST_ID: &str = "x-gatehouse-request-id";
 /// The caller's own `x-request-id`, kept for correlation, never used as a key.
 pub const H_CLIENT_REQUEST_ID: &str = "x-gatehouse-client-request-id";
 pub const H_VERDICT: &str = "x-gatehouse-verdict";
+/// The session a call belongs to: the caller sets it (any other inbound `x-gatehouse-*`
+/// header is removed), the filter passes it on checked.
+pub const H_SESSION: &str = "x-gatehouse-session";
 pub const H_RULES: &str = "x-gatehouse-rules";
+/// On the filter's own replies: its signature over the request id. The server, which sees
+/// those replies pass, knows from it that the filter recorded the decision (an upstream
+/// cannot forge it), and removes it.
+pub const H_LOCAL_REPLY: &str = "x-gatehouse-local-reply";
 /// Signature of a decision event posted to the server's `/v1/events`.
 pub const H_EVENT_SIGNATURE: &str = "x-gatehouse-event-signature";
 
@@ -55,6 +62,7 @@ pub struct Handoff {
 pub enum Domain {
     Handoff,
     Event,
+    LocalReply,
 }
 
 impl Domain {
@@ -62,6 +70,7 @@ impl Domain {
         match self {
             Domain::Handoff => b"gatehouse/handoff/v1\n",
             Domain::Event => b"gatehouse/event/v1\n",
+            Domain::LocalReply => b"gatehouse/local-reply/v1\n",
         }
     }
 }

@@ -339,7 +339,7 @@ def test_secrets_stay_out_of_config_dump_and_files_are_private(stack):
     key = (stack.dir / "handoff.key").read_text().strip()
     dump = requests.get(f"{stack.admin}/config_dump", timeout=5).text
     assert key not in dump
-    for f in ["handoff.key", "mask.key", "dev-issuer.pem", "store/sessions.jsonl"]:
+    for f in ["handoff.key", "mask.key", "dev-issuer.pem", "store/sessions.db", "store/checkpoint.key"]:
         mode = stat.S_IMODE(os.stat(stack.dir / f).st_mode)
         assert mode == 0o600, (f, oct(mode))
 

@@ -114,22 +114,27 @@ def test_every_decision_reaches_the_session_log(stack):
     import time
     deadline = time.time() + 5
     while time.time() < deadline:
-        recs = {(r.get("request_id"), r.get("kind")): r for r in stack.sessions()}
+        recs = {(r["request_id"], r["source"]): r for r in stack.sessions()}
         seen = {rid for rid, _ in recs}
         if ids <= seen:
             break
         time.sleep(0.1)
     assert ids <= seen, f"missing {ids - seen}"
-    s = recs[(ok.headers["x-gatehouse-request-id"], "session")]
+    s = recs[(ok.headers["x-gatehouse-request-id"], "server")]
+    assert s["v"] == 1 and s["kind"] == "exchange"
     assert s["identity"]["principal"] == "carol"
     assert s["decision"]["verdict"] == "allow"
-    assert s["response"]["masked_values"] >= 2
-    assert s["request"]["prompt"]["body"]["messages"][0]["content"] == "log me"
-    b = recs[(blocked.headers["x-gatehouse-request-id"], "filter_decision")]
+    assert sum(s["response"]["masked"].values()) >= 2
+    assert s["request"]["body"]["messages"][0]["content"] == "log me"
+    # The answer as the client received it: masked.
+    assert "[EMAIL]" in s["response"]["body"]["choices"][0]["message"]["content"]
+    b = recs[(blocked.headers["x-gatehouse-request-id"], "filter")]
+    assert b["kind"] == "refusal"
     assert b["decision"]["verdict"] == "block" and "no-credentials" in b["decision"]["rules"]
     assert b["identity"]["principal"] == "carol"
-    u = recs[(unauth.headers["x-gatehouse-request-id"], "filter_decision")]
-    assert u["status"] == 401 and u["reason"] == "missing"
+    u = recs[(unauth.headers["x-gatehouse-request-id"], "filter")]
+    assert u["decision"]["status"] == 401 and u["decision"]["reason"] == "missing"
+    assert u["decision"]["verdict"] == "unauthenticated" and "identity" not in u
     # Nothing the gateway was asked to mask or block is stored in clear.
     log = json.dumps(stack.sessions())
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in log
@@ -182,12 +187,13 @@ def test_dry_run_policy_forwards_and_records_what_it_would_do(stack):
     rid = r.headers["x-gatehouse-request-id"]
     deadline = time.time() + 5
     while time.time() < deadline:
-        recs = [x for x in stack.sessions() if x.get("request_id") == rid]
-        if any(x.get("kind") == "filter_decision" for x in recs) and any(x.get("kind") == "session" for x in recs):
+        recs = [x for x in stack.sessions() if x["request_id"] == rid]
+        if {x["source"] for x in recs} == {"filter", "server"}:
             break
         time.sleep(0.1)
-    ev = next(x for x in recs if x.get("kind") == "filter_decision")
-    assert ev["reason"] == "dry_run" and ev["decision"]["verdict"] == "block"
-    sess = next(x for x in recs if x.get("kind") == "session")
-    assert sess["response"]["dry_run"] is True and sess["response"]["masked_values"] >= 1
+    ev = next(x for x in recs if x["source"] == "filter")
+    assert ev["decision"]["reason"] == "dry_run" and ev["decision"]["verdict"] == "block"
+    assert ev["decision"]["enforced"] == "allow"
+    sess = next(x for x in recs if x["source"] == "server")
+    assert sess["decision"]["dry_run"] is True and sum(sess["response"]["masked"].values()) >= 1
     assert "AKIAQWERTYUIOPASDFGH" not in json.dumps(recs)

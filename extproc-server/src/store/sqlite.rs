@@ -1,0 +1,485 @@
+//! The embedded session store: one SQLite file (WAL, `synchronous=FULL`), written by one
+//! thread that commits appends in groups and acknowledges each only after its group is on
+//! disk. Reads use their own connections and indexed queries, so they stay fast as the log
+//! grows.
+
+use super::{chain, ChainDump, Query, Store, StoreError, Stored};
+use policy_engine::record::Record;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Most records one commit carries.
+const GROUP: usize = 256;
+/// A checkpoint is signed after this many records, or this long after the last one.
+const CHECKPOINT_EVERY: u64 = 100;
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
+
+type Job = (Record, oneshot::Sender<Result<u64, StoreError>>);
+
+pub struct SqliteStore {
+    path: PathBuf,
+    tx: mpsc::SyncSender<Job>,
+    healthy: Arc<AtomicBool>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    seq        INTEGER PRIMARY KEY,
+    time_ms    INTEGER NOT NULL,
+    session    TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    principal  TEXT,
+    policy     TEXT,
+    verdict    TEXT NOT NULL,
+    rules      TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_time ON records(time_ms);
+CREATE INDEX IF NOT EXISTS records_principal ON records(principal, seq);
+CREATE INDEX IF NOT EXISTS records_session ON records(session, seq);
+CREATE INDEX IF NOT EXISTS records_request ON records(request_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    time_ms   INTEGER NOT NULL
+);
+";
+
+/// A record column as bytes, whether SQLite holds it as text or as a blob.
+fn bytes(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    match r.get_ref(i)? {
+        ValueRef::Text(t) | ValueRef::Blob(t) => Ok(t.to_vec()),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "record".into(),
+            other.data_type(),
+        )),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Open (creating `0600`) the database at `path`, or `sessions.db` in `path` when it is
+    /// a directory.
+    pub fn open(path: &Path, signer: chain::Signer) -> Result<Self, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: path.to_owned(),
+            message,
+        };
+        let path = if path.is_dir() || path.extension().is_none() {
+            std::fs::create_dir_all(path).map_err(|e| open_err(e.to_string()))?;
+            path.join("sessions.db")
+        } else {
+            path.to_owned()
+        };
+        if !path.exists() {
+            // SQLite gives its -wal and -shm files the database file's mode.
+            crate::cli::write_private(&path, b"").map_err(|e| open_err(e.to_string()))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .and_then(|_| conn.execute_batch(SCHEMA))
+        .map_err(|e| open_err(e.to_string()))?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        std::thread::Builder::new()
+            .name("gatehouse-store".into())
+            .spawn(move || writer(conn, signer, rx, h))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(SqliteStore { path, tx, healthy })
+    }
+
+    fn reader(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        Ok(c)
+    }
+}
+
+/// The writer: takes what is queued (up to a group), commits it in one transaction, then
+/// acknowledges every record of the group.
+fn writer(
+    mut conn: Connection,
+    signer: chain::Signer,
+    rx: mpsc::Receiver<Job>,
+    healthy: Arc<AtomicBool>,
+) {
+    let tail = |c: &Connection| -> rusqlite::Result<(u64, String)> {
+        c.query_row(
+            "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()
+        .map(|o| o.unwrap_or((0, chain::GENESIS.to_owned())))
+    };
+    let signed = |c: &Connection| -> rusqlite::Result<u64> {
+        c.query_row("SELECT COALESCE(MAX(seq), 0) FROM checkpoints", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|s| s as u64)
+    };
+    let mut last_checkpoint = Instant::now();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<Vec<u64>> {
+            let t = conn.transaction()?;
+            let (mut seq, mut prev) = tail(&t)?;
+            let mut seqs = Vec::with_capacity(jobs.len());
+            {
+                let mut ins = t.prepare_cached(
+                    "INSERT INTO records (seq, time_ms, session, request_id, principal, policy, verdict, rules, record, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for (r, _) in &jobs {
+                    seq += 1;
+                    let bytes = r.canonical();
+                    let hash = chain::link(&prev, seq, &bytes);
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    ins.execute(params![
+                        seq as i64,
+                        r.time_ms as i64,
+                        r.session,
+                        r.request_id,
+                        r.identity.as_ref().map(|i| i.principal.as_str()),
+                        r.policy,
+                        r.decision.verdict,
+                        format!(",{},", r.decision.rules.join(",")),
+                        text,
+                        prev,
+                        hash,
+                    ])?;
+                    prev = hash;
+                    seqs.push(seq);
+                }
+            }
+            let last_signed = signed(&t)?;
+            if seq >= last_signed + CHECKPOINT_EVERY
+                || (seq > last_signed && last_checkpoint.elapsed() >= CHECKPOINT_AFTER)
+            {
+                t.execute(
+                    "INSERT INTO checkpoints (seq, hash, key_id, signature, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![seq as i64, prev, signer.key_id(), signer.sign(seq, &prev), now_ms() as i64],
+                )?;
+                last_checkpoint = Instant::now();
+            }
+            t.commit()?;
+            Ok(seqs)
+        })();
+        match result {
+            Ok(seqs) => {
+                healthy.store(true, Ordering::Relaxed);
+                for ((_, ack), seq) in jobs.into_iter().zip(seqs) {
+                    let _ = ack.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session store write failed");
+                healthy.store(false, Ordering::Relaxed);
+                for (_, ack) in jobs {
+                    let _ = ack.send(Err(err(&e)));
+                }
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::SendError((_, ack))) = self.tx.send((record, tx)) {
+            let _ = ack.send(Err(StoreError::Unavailable(
+                "the store writer stopped".into(),
+            )));
+        }
+        rx
+    }
+
+    fn query(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
+        let c = self.reader()?;
+        let mut sql = String::from("SELECT seq, hash, record FROM records WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        use rusqlite::types::Value as V;
+        let mut filters: Vec<(&str, V)> = Vec::new();
+        if let Some(p) = &q.principal {
+            filters.push(("principal = ?", V::Text(p.clone())));
+        }
+        if let Some(p) = &q.policy {
+            filters.push(("policy = ?", V::Text(p.clone())));
+        }
+        if let Some(d) = &q.decision {
+            filters.push(("verdict = ?", V::Text(d.clone())));
+        }
+        if let Some(r) = &q.rule {
+            filters.push(("instr(rules, ',' || ? || ',') > 0", V::Text(r.clone())));
+        }
+        if let Some(s) = &q.session {
+            filters.push(("session = ?", V::Text(s.clone())));
+        }
+        if let Some(s) = &q.request_id {
+            filters.push(("request_id = ?", V::Text(s.clone())));
+        }
+        if let Some(t) = q.since_ms {
+            filters.push(("time_ms >= ?", V::Integer(t as i64)));
+        }
+        if let Some(t) = q.until_ms {
+            filters.push(("time_ms <= ?", V::Integer(t as i64)));
+        }
+        if let Some(a) = q.after {
+            filters.push(("seq > ?", V::Integer(a as i64)));
+        }
+        for (clause, v) in filters {
+            args.push(v);
+            sql.push_str(" AND ");
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        }
+        sql.push_str(if q.oldest_first {
+            " ORDER BY seq ASC"
+        } else {
+            " ORDER BY seq DESC"
+        });
+        sql.push_str(&format!(" LIMIT {}", q.limit()));
+        let mut stmt = c.prepare(&sql).map_err(err)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, bytes(r, 2)?))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, hash, bytes) = row.map_err(err)?;
+            let record = Record::parse(&bytes).map_err(err)?;
+            out.push(Stored {
+                seq: seq as u64,
+                hash,
+                record,
+            });
+        }
+        Ok(out)
+    }
+
+    fn dump(&self) -> Result<ChainDump, StoreError> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare("SELECT seq, prev_hash, hash, record FROM records ORDER BY seq")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(chain::Row {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    prev_hash: r.get(1)?,
+                    hash: r.get(2)?,
+                    record: bytes(r, 3)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let mut stmt = c
+            .prepare("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq")
+            .map_err(err)?;
+        let checkpoints = stmt
+            .query_map([], |r| {
+                Ok(chain::Checkpoint {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    hash: r.get(1)?,
+                    key_id: r.get(2)?,
+                    signature: r.get(3)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(ChainDump { rows, checkpoints })
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy_engine::record::{
+        DecisionPart, Identity, Kind, RequestPart, Source, RECORD_VERSION,
+    };
+
+    fn record(i: u64, principal: &str, verdict: &str) -> Record {
+        Record {
+            v: RECORD_VERSION,
+            kind: Kind::Exchange,
+            source: Source::Server,
+            time_ms: 1000 + i,
+            session: format!("s{}", i % 3),
+            request_id: format!("r{i}"),
+            client_request_id: None,
+            identity: Some(Identity {
+                issuer: "i".into(),
+                principal: principal.into(),
+                groups: vec![],
+            }),
+            policy: Some("p".into()),
+            bundle: "sha256:x".into(),
+            api: None,
+            model: None,
+            request: RequestPart {
+                method: "POST".into(),
+                path: "/v1/chat/completions".into(),
+                body: None,
+            },
+            decision: DecisionPart {
+                rules: if verdict == "block" {
+                    vec!["no-credentials".into()]
+                } else {
+                    vec![]
+                },
+                ..DecisionPart::refusal(verdict, 200, "policy", "m")
+            },
+            response: None,
+            duration_ms: None,
+        }
+    }
+
+    fn temp_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("gatehouse-sqlite-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn appends_are_chained_queried_and_verified_and_tampering_is_caught() {
+        let dir = temp_dir();
+        let key = dir.join("checkpoint.key");
+        let signer = chain::Signer::load_or_create(&key).unwrap();
+        let pk = chain::public_key(&signer.public_key_hex()).unwrap();
+        let store = SqliteStore::open(&dir, signer).unwrap();
+        let acks: Vec<_> = (1..=250)
+            .map(|i| {
+                store.append(record(
+                    i,
+                    if i % 2 == 0 { "alice" } else { "bob" },
+                    if i % 5 == 0 { "block" } else { "allow" },
+                ))
+            })
+            .collect();
+        let seqs: Vec<u64> = acks
+            .into_iter()
+            .map(|rx| futures::executor::block_on(rx).unwrap().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=250).collect::<Vec<_>>());
+        // Files are private.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("sessions.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Filters and paging.
+        let q = |q: Query| store.query(&q).unwrap();
+        let alice = q(Query {
+            principal: Some("alice".into()),
+            limit: Some(1000),
+            ..Default::default()
+        });
+        assert_eq!(alice.len(), 125);
+        assert!(
+            alice.windows(2).all(|w| w[0].seq > w[1].seq),
+            "newest first"
+        );
+        let blocked = q(Query {
+            rule: Some("no-credentials".into()),
+            limit: Some(1000),
+            ..Default::default()
+        });
+        assert_eq!(blocked.len(), 50);
+        let page = q(Query {
+            after: Some(240),
+            oldest_first: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            page.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            (241..=250).collect::<Vec<_>>()
+        );
+        let window = q(Query {
+            since_ms: Some(1010),
+            until_ms: Some(1019),
+            limit: Some(100),
+            ..Default::default()
+        });
+        assert_eq!(window.len(), 10);
+        // The chain and its checkpoints verify.
+        let d = store.dump().unwrap();
+        assert!(!d.checkpoints.is_empty());
+        assert_eq!(
+            chain::verify(d.rows, &d.checkpoints, &pk).unwrap().records,
+            250
+        );
+        // Someone edits a record in the database.
+        let c = Connection::open(dir.join("sessions.db")).unwrap();
+        c.execute(
+            "UPDATE records SET record = replace(record, 'alice', 'mallory') WHERE seq = 42",
+            [],
+        )
+        .unwrap();
+        let d = store.dump().unwrap();
+        assert_eq!(
+            chain::verify(d.rows, &d.checkpoints, &pk).unwrap_err(),
+            "record 42 was modified"
+        );
+        // ... or deletes one.
+        c.execute("UPDATE records SET record = (SELECT record FROM records WHERE seq = 41) WHERE seq = 42", []).unwrap();
+        c.execute("DELETE FROM records WHERE seq = 100", [])
+            .unwrap();
+        let d = store.dump().unwrap();
+        assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_store_that_cannot_write_reports_it_and_refuses_appends() {
+        let dir = temp_dir();
+        let signer = chain::Signer::load_or_create(&dir.join("k")).unwrap();
+        let store = SqliteStore::open(&dir, signer).unwrap();
+        // The table goes away under the writer (a broken or replaced database).
+        let c = Connection::open(dir.join("sessions.db")).unwrap();
+        c.execute("DROP TABLE records", []).unwrap();
+        let r = futures::executor::block_on(store.append(record(1, "a", "allow"))).unwrap();
+        assert!(r.is_err());
+        assert!(!store.healthy());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

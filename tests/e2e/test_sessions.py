@@ -1,0 +1,114 @@
+"""The session log end to end: one typed record per decision, sessions grouped by the
+caller's header, reads for auditors, and a tamper-evident chain `gatehouse sessions verify`
+checks."""
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+
+import requests
+
+from conftest import BIN, chat
+
+
+def wait_for(stack, pred, timeout=5):
+    deadline = time.time() + timeout
+    while True:
+        recs = stack.sessions()
+        if pred(recs) or time.time() > deadline:
+            return recs
+        time.sleep(0.1)
+
+
+def test_calls_with_one_session_header_form_one_timeline(stack):
+    sid = f"ci-run-{time.time_ns()}"
+    t = stack.token("erin", groups=("eng",))
+    r1 = stack.post("/v1/chat/completions", chat("first"), token=t, headers={"x-gatehouse-session": sid})
+    r2 = stack.post("/v1/chat/completions", chat("key AKIAQWERTYUIOPASDFGZ"), token=t,
+                    headers={"x-gatehouse-session": sid})
+    assert (r1.status_code, r2.status_code) == (200, 403)
+    auditor = stack.token("audrey", groups=("auditors",))
+    deadline = time.time() + 5
+    while True:
+        r = requests.get(f"{stack.api}/v1/sessions/{sid}", timeout=5,
+                         headers={"authorization": f"Bearer {auditor}"})
+        if r.status_code == 200 and len(r.json()) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    timeline = r.json()
+    assert [x["request_id"] for x in timeline] == [r1.headers["x-gatehouse-request-id"],
+                                                    r2.headers["x-gatehouse-request-id"]]
+    assert [x["decision"]["verdict"] for x in timeline] == ["allow", "block"]
+    assert timeline[0]["seq"] < timeline[1]["seq"]
+    # Filters: by principal and by rule.
+    r = requests.get(f"{stack.api}/v1/sessions", timeout=5, headers={"authorization": f"Bearer {auditor}"},
+                     params={"principal": "erin", "rule": "no-credentials"})
+    assert r.status_code == 200 and [x["request_id"] for x in r.json()] == [r2.headers["x-gatehouse-request-id"]]
+    r = requests.get(f"{stack.api}/v1/sessions", timeout=5, headers={"authorization": f"Bearer {auditor}"},
+                     params={"bogus": "1"})
+    assert r.status_code == 400
+
+
+def test_route_refusals_and_passthrough_are_records_too(stack):
+    t = stack.token("fay", groups=("eng",))
+    r = requests.put(stack.base + "/v1/chat/completions", json=chat("x"), timeout=5,
+                     headers={"authorization": f"Bearer {t}"})
+    assert r.status_code == 405
+    rid = r.headers["x-gatehouse-request-id"]
+    recs = wait_for(stack, lambda rs: any(x["request_id"] == rid for x in rs))
+    rec = next(x for x in recs if x["request_id"] == rid)
+    assert rec["kind"] == "refusal" and rec["decision"]["reason"] == "route"
+    assert rec["decision"]["rules"] == ["method_not_allowed"] and rec["request"]["method"] == "PUT"
+
+
+def store_dir(stack):
+    return stack.dir / "store"
+
+
+def test_verify_passes_on_the_live_log_and_names_tampering(stack, tmp_path):
+    stack.post("/v1/chat/completions", chat("something to record"), token=stack.token())
+    time.sleep(0.3)
+    ok = subprocess.run([BIN, "sessions", "verify", "--store", store_dir(stack)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("ok: ")
+    # A copy of the log, edited: the auditor's public key is all verify needs.
+    pub = subprocess.run([BIN, "sessions", "public-key", "--store", store_dir(stack)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    copy = tmp_path / "store"
+    copy.mkdir()
+    src = sqlite3.connect(store_dir(stack) / "sessions.db")
+    dst = sqlite3.connect(copy / "sessions.db")
+    src.backup(dst)
+    src.close()
+    n = dst.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    assert n >= 3
+    dst.execute("UPDATE records SET record = replace(record, '\"POST\"', '\"GET\"') WHERE seq = 2")
+    dst.commit()
+    bad = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "record 2 was modified" in bad.stderr, bad.stderr
+    # Deleting a record is named as well.
+    dst.execute("UPDATE records SET record = (SELECT record FROM records WHERE seq = 2) WHERE seq = 2")
+    src = sqlite3.connect(store_dir(stack) / "sessions.db")
+    orig = src.execute("SELECT record FROM records WHERE seq = 2").fetchone()[0]
+    src.close()
+    dst.execute("UPDATE records SET record = ? WHERE seq = 2", (orig,))
+    dst.execute("DELETE FROM records WHERE seq = 3")
+    dst.commit()
+    dst.close()
+    bad = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "record 3 is missing" in bad.stderr, bad.stderr
+
+
+def test_list_and_export_read_the_same_log(stack):
+    out = subprocess.run([BIN, "sessions", "export", "--store", store_dir(stack)],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert lines and [x["seq"] for x in lines] == list(range(1, len(lines) + 1))
+    assert all(x["v"] == 1 for x in lines)
+    listed = subprocess.run([BIN, "sessions", "list", "--store", store_dir(stack), "--decision", "unauthenticated",
+                             "--json"], capture_output=True, text=True, check=True).stdout
+    assert all(x["decision"]["verdict"] == "unauthenticated" for x in json.loads(listed))
