@@ -30,7 +30,8 @@ Gatehouse is listening on http://127.0.0.1:10000 (upstream: $upstream_hostport)
   curl -s http://127.0.0.1:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" \\
     -H 'content-type: application/json' \\
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
-Session log (auditors only): curl -s http://127.0.0.1:18082/v1/sessions \\
+Session log: $bin sessions list   (verify the chain: $bin sessions verify)
+  over HTTP, for auditors: curl -s http://127.0.0.1:18082/v1/sessions \\
     -H "authorization: Bearer \$($bin token --sub audrey --group auditors)"
 Ctrl-C stops everything.
 MSG
