@@ -1053,3 +1053,74 @@ mod fail_closed_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn exchange(policy: &str) -> Exchange {
+        Exchange {
+            handoff: Some(Handoff {
+                issuer: "i".into(),
+                principal: "p".into(),
+                groups: vec![],
+                policy: policy.into(),
+                bundle: "b".into(),
+                expires_at: u64::MAX,
+                leeway: 0,
+            }),
+            content_type: "application/json".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn answers_are_recorded_masked_or_not_at_all() {
+        let src = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: keep
+    match: {groups: [keep]}
+    models: ["*"]
+    prompt_rules: [{id: keys, action: block, detectors: [aws_access_key_id]}]
+    response_masking: [{id: pii, detectors: [email]}]
+  - id: quiet
+    models: ["*"]
+    response_masking: [{id: pii, detectors: [email]}]
+    record: {responses: false}
+"#;
+        let store = Arc::new(MemoryStore::for_tests());
+        let s = Shared {
+            engine: Arc::new(Engine::from_source(src).unwrap()),
+            handoff_key: b"k".to_vec(),
+            store: store.clone(),
+        };
+        let body = br#"{"text":"write to a@example.com, key AKIAQWERTYUIOPASDFGHJ"}"#.to_vec();
+        for policy in ["keep", "quiet"] {
+            let mut x = exchange(policy);
+            s.response_body(&mut x, body.clone(), true);
+            super::tests::flush(&s, &mut x);
+        }
+        let recs = store.recent(2);
+        let kept = recs[0].response.as_ref().unwrap();
+        let text = kept.body.as_ref().unwrap().to_string();
+        assert!(
+            text.contains("[EMAIL]") && !text.contains("a@example.com"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("AKIAQWERTYUIOPASDFGH"),
+            "block-rule matches redacted: {text}"
+        );
+        assert_eq!(kept.masked.get("pii"), Some(&1));
+        let quiet = recs[1].response.as_ref().unwrap();
+        assert!(
+            quiet.body.is_none(),
+            "record.responses: false leaves the answer out"
+        );
+        assert_eq!(quiet.masked.get("pii"), Some(&1), "counts are still kept");
+    }
+}
