@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod extproc;
 mod mask;
+mod policy_cmd;
 mod sessions;
 mod sse;
 mod store;
@@ -39,7 +40,7 @@ enum Cmd {
     /// Policy bundle tools.
     Policy {
         #[command(subcommand)]
-        cmd: cli::PolicyCmd,
+        cmd: policy_cmd::PolicyCmd,
     },
     /// List the built-in detectors.
     Detectors,
@@ -155,7 +156,7 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         Cmd::Token(a) => cli::token(a),
-        Cmd::Policy { cmd } => return cli::policy(cmd),
+        Cmd::Policy { cmd } => return policy_cmd::policy(cmd),
         Cmd::Detectors => {
             cli::detectors();
             Ok(())
