@@ -9,11 +9,9 @@ use crate::load;
 use crate::matcher::{BuildError, Hit, PatternSet, Spec, SpecKind};
 use crate::normalize::{fold, normalize};
 use crate::routes::RouteMatch;
-use crate::scan::{widen, PromptText};
+use crate::scan::PromptText;
 use crate::tokens::{self, Encoding, PromptTokens};
-use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 
 /// The outcome of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,26 +149,26 @@ pub enum EngineError {
     },
 }
 
-struct Rules {
+pub(crate) struct Rules {
     /// Matched against normalised text in one regex pass: every literal (case-insensitive
     /// ASCII ones as `(?i:...)`), every ASCII regex, and the detectors.
-    exact: PatternSet,
+    pub(crate) exact: PatternSet,
     /// Case-insensitive patterns with non-ASCII letters, matched against case-folded text
     /// (so they cost a folded copy and a second pass only when a bundle has them).
-    folded: PatternSet,
+    pub(crate) folded: PatternSet,
     /// (rule id, action) by owner index.
-    rules: Vec<(String, RuleAction)>,
+    pub(crate) rules: Vec<(String, RuleAction)>,
 }
 
-struct Masker {
-    exact: PatternSet,
-    ci: PatternSet,
+pub(crate) struct Masker {
+    pub(crate) exact: PatternSet,
+    pub(crate) ci: PatternSet,
     /// Per owner: rule id, style, keep_last, label for literal/regex hits.
-    rules: Vec<MaskMeta>,
+    pub(crate) rules: Vec<MaskMeta>,
     /// Longest possible match over all patterns (bytes): the streaming hold-back bound.
-    max_match: usize,
+    pub(crate) max_match: usize,
     /// "Could a match start here?" for the streaming masker.
-    live: Option<crate::stream::LiveDfa>,
+    pub(crate) live: Option<crate::stream::LiveDfa>,
 }
 
 fn live_patterns(sets: [&PatternSet; 2]) -> Vec<String> {
@@ -187,19 +185,19 @@ fn live_patterns(sets: [&PatternSet; 2]) -> Vec<String> {
     out
 }
 
-struct MaskMeta {
-    id: String,
-    style: MaskStyle,
-    keep_last: usize,
-    label: String,
+pub(crate) struct MaskMeta {
+    pub(crate) id: String,
+    pub(crate) style: MaskStyle,
+    pub(crate) keep_last: usize,
+    pub(crate) label: String,
 }
 
 /// A policy compiled into matchers.
 pub struct CompiledPolicy {
     pub policy: Policy,
-    encoding: Encoding,
-    prompt: Rules,
-    mask: Masker,
+    pub(crate) encoding: Encoding,
+    pub(crate) prompt: Rules,
+    pub(crate) mask: Masker,
 }
 
 /// One issuer with its current keys.
@@ -213,8 +211,8 @@ pub struct Engine {
     pub bundle: Bundle,
     pub digest: String,
     pub issuers: Vec<IssuerKeys>,
-    policies: Vec<CompiledPolicy>,
-    mask_key: Vec<u8>,
+    pub(crate) policies: Vec<CompiledPolicy>,
+    pub(crate) mask_key: Vec<u8>,
 }
 
 fn detector_spec(owner: usize, name: &str) -> Option<(Spec, &'static detectors::Detector)> {
@@ -413,14 +411,7 @@ fn admits(p: &Policy, c: &Caller) -> bool {
         })
 }
 
-/// A span of text a masking rule replaces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MaskHit {
-    pub rule: String,
-    pub label: String,
-    pub start: usize,
-    pub end: usize,
-}
+pub use crate::masking::MaskHit;
 
 impl Engine {
     /// Parse, validate and compile a bundle.
@@ -768,217 +759,6 @@ impl Engine {
         d
     }
 
-    /// Prompt text as the session log may keep it: normalised, every match of a block rule
-    /// replaced by `[rule-id]` (approval topics stay readable for the audit), then the masking
-    /// rules applied. Recording never stores a value the bundle blocks or masks.
-    pub fn redact_for_record(&self, cp: &CompiledPolicy, text: &str) -> String {
-        let norm = normalize(text);
-        let flagged = |h: &Hit| cp.prompt.rules[h.owner].1 == RuleAction::Block;
-        if !cp.prompt.folded.is_empty() {
-            let mut folded_hits = Vec::new();
-            cp.prompt
-                .folded
-                .scan(fold(&norm).as_bytes(), &mut folded_hits);
-            if let Some(h) = folded_hits.iter().find(|h| flagged(h)) {
-                // Offsets in folded text do not map back: redact the whole field.
-                return format!("[REDACTED:{}]", cp.prompt.rules[h.owner].0);
-            }
-        }
-        let mut hits = Vec::new();
-        cp.prompt.exact.scan(norm.as_bytes(), &mut hits);
-        hits.retain(|h| flagged(h));
-        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut out = String::with_capacity(norm.len());
-        let mut at = 0;
-        for h in hits {
-            let (start, end) = widen(&norm, h.start, h.end);
-            if start < at {
-                at = at.max(end);
-                continue;
-            }
-            out.push_str(&norm[at..start]);
-            out.push('[');
-            out.push_str(&cp.prompt.rules[h.owner].0);
-            out.push(']');
-            at = end;
-        }
-        out.push_str(&norm[at..]);
-        self.mask_text(cp, &out).0
-    }
-
-    /// A request path as the log may keep it: the path redacted like a prompt (under the
-    /// caller's policy, or the bundle's first when the caller has none), the query string
-    /// left out. Paths and query strings are caller input like any other.
-    pub fn redact_path(&self, policy: Option<&str>, path: &str) -> String {
-        let (p, q) = match path.split_once('?') {
-            Some((p, _)) => (p, "?[query]"),
-            None => (path, ""),
-        };
-        let cp = policy
-            .and_then(|id| self.policy(id))
-            .or_else(|| self.policies.first());
-        match cp {
-            Some(cp) => format!("{}{q}", self.redact_for_record(cp, p)),
-            None => format!("{p}{q}"),
-        }
-    }
-
-    /// A request body as the session log may keep it: every string and key redacted as
-    /// [`Engine::redact_for_record`] does, strings holding JSON redacted inside, and inline
-    /// `data:` content reduced to its type and size.
-    pub fn redact_json(&self, cp: &CompiledPolicy, v: &serde_json::Value) -> serde_json::Value {
-        self.redact_json_at(cp, v, 0)
-    }
-
-    fn redact_json_at(
-        &self,
-        cp: &CompiledPolicy,
-        v: &serde_json::Value,
-        depth: u8,
-    ) -> serde_json::Value {
-        use serde_json::Value;
-        match v {
-            Value::String(s) => {
-                if let Some(uri) = crate::media::data_uri(s) {
-                    return Value::from(format!(
-                        "[data: {}, {} bytes]",
-                        uri.media_type,
-                        uri.payload.len()
-                    ));
-                }
-                let t = s.trim_start();
-                if depth < extract::NESTED_JSON_DEPTH && (t.starts_with('{') || t.starts_with('['))
-                {
-                    if let Ok(inner) = serde_json::from_str::<Value>(t) {
-                        let r = self.redact_json_at(cp, &inner, depth + 1);
-                        return Value::from(serde_json::to_string(&r).unwrap_or_default());
-                    }
-                }
-                Value::from(self.redact_for_record(cp, s))
-            }
-            // Token ids spell text as well as words do: kept as a count.
-            Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_u64) && a.len() > 8 => {
-                Value::from(format!("[{} token ids]", a.len()))
-            }
-            Value::Array(a) => Value::Array(
-                a.iter()
-                    .map(|x| self.redact_json_at(cp, x, depth))
-                    .collect(),
-            ),
-            // Inline base64 sources: their decoded text was decided on, the bytes are not kept.
-            Value::Object(o)
-                if o.get("type").and_then(Value::as_str) == Some("base64")
-                    && o.get("data").is_some_and(Value::is_string) =>
-            {
-                let mut r = serde_json::Map::new();
-                for (k, x) in o {
-                    let v = if k == "data" {
-                        Value::from(format!(
-                            "[base64, {} bytes]",
-                            x.as_str().map_or(0, str::len)
-                        ))
-                    } else {
-                        self.redact_json_at(cp, x, depth)
-                    };
-                    r.insert(self.redact_for_record(cp, k), v);
-                }
-                Value::Object(r)
-            }
-            Value::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, x)| {
-                        (
-                            self.redact_for_record(cp, k),
-                            self.redact_json_at(cp, x, depth),
-                        )
-                    })
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
-    }
-
-    /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
-    /// leftmost, longest first among overlaps).
-    pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
-        let mut hits = Vec::new();
-        cp.mask.exact.scan(text.as_bytes(), &mut hits);
-        cp.mask.ci.scan(text.as_bytes(), &mut hits);
-        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut out: Vec<MaskHit> = Vec::new();
-        for h in hits {
-            // Byte-oriented patterns may match part of a character: mask the whole of it.
-            let (start, end) = widen(text, h.start, h.end);
-            if let Some(last) = out.last_mut() {
-                if start < last.end {
-                    // Overlap: extend to cover both so no part of either value leaks.
-                    last.end = last.end.max(end);
-                    continue;
-                }
-            }
-            let m = &cp.mask.rules[h.owner];
-            out.push(MaskHit {
-                rule: m.id.clone(),
-                label: m.label.clone(),
-                start,
-                end,
-            });
-        }
-        out
-    }
-
-    /// Replace every masked span of `text`.
-    pub fn mask_text(&self, cp: &CompiledPolicy, text: &str) -> (String, Vec<MaskHit>) {
-        let spans = self.mask_spans(cp, text);
-        if spans.is_empty() {
-            return (text.to_owned(), spans);
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for s in &spans {
-            out.push_str(&text[at..s.start]);
-            out.push_str(&self.replacement(cp, s, &text[s.start..s.end]));
-            at = s.end;
-        }
-        out.push_str(&text[at..]);
-        (out, spans)
-    }
-
-    fn replacement(&self, cp: &CompiledPolicy, s: &MaskHit, value: &str) -> String {
-        let meta = cp
-            .mask
-            .rules
-            .iter()
-            .find(|m| m.id == s.rule && m.label == s.label);
-        let (style, keep) = meta
-            .map(|m| (m.style, m.keep_last))
-            .unwrap_or((MaskStyle::Label, 0));
-        match style {
-            MaskStyle::Label => format!("[{}]", s.label),
-            MaskStyle::Partial => {
-                let chars: Vec<char> = value.chars().collect();
-                let keep = keep.min(chars.len() / 2);
-                let mut r: String = chars[..chars.len() - keep]
-                    .iter()
-                    .map(|c| if c.is_alphanumeric() { '*' } else { *c })
-                    .collect();
-                r.extend(&chars[chars.len() - keep..]);
-                r
-            }
-            MaskStyle::Hash => {
-                // HMAC takes keys of any length, so this cannot fail; an empty key still
-                // gives a stable (unkeyed) tag.
-                let tag = <Hmac<Sha256> as Mac>::new_from_slice(&self.mask_key)
-                    .map(|mut mac| {
-                        mac.update(value.as_bytes());
-                        hex::encode(&mac.finalize().into_bytes()[..4])
-                    })
-                    .unwrap_or_default();
-                format!("[{}:{}]", s.label, tag)
-            }
-        }
-    }
-
     pub fn policies(&self) -> impl Iterator<Item = &CompiledPolicy> {
         self.policies.iter()
     }
@@ -994,44 +774,6 @@ mod tests {
         assert!(glob("claude-?-*", "claude-3-haiku"));
         assert!(!glob("gpt-4o*", "gpt-4"));
         assert!(glob("*", "anything"));
-    }
-}
-
-#[cfg(test)]
-mod mask_style_tests {
-    use super::*;
-
-    const SRC: &str = r#"
-apiVersion: gatehouse.dev/v1
-kind: PolicyBundle
-metadata: {name: t}
-policies:
-  - id: p
-    models: ["*"]
-    response_masking:
-      - {id: cards, detectors: [payment_card], style: partial, keep_last: 4}
-      - {id: keys, detectors: [aws_access_key_id], style: hash}
-      - {id: mail, detectors: [email], style: label, label: CONTACT}
-"#;
-
-    #[test]
-    fn label_partial_and_keyed_hash_styles() {
-        let e = Engine::from_source(SRC).unwrap().with_mask_key(b"k1");
-        let cp = e.policy("p").unwrap();
-        let (out, hits) = e.mask_text(
-            cp,
-            "card 4111 1111 1111 1111, key AKIAQWERTYUIOPASDFGH, mail a@example.com",
-        );
-        assert_eq!(hits.len(), 3);
-        assert!(out.contains("card **** **** **** 1111,"), "{out}");
-        assert!(out.contains("mail [CONTACT]"), "{out}");
-        let tag = out.split("[AWS_ACCESS_KEY:").nth(1).unwrap()[..8].to_owned();
-        // Stable per value and key; another key gives another tag.
-        let (again, _) = e.mask_text(cp, "AKIAQWERTYUIOPASDFGH");
-        assert_eq!(again, format!("[AWS_ACCESS_KEY:{tag}]"));
-        let other = Engine::from_source(SRC).unwrap().with_mask_key(b"k2");
-        let (o, _) = other.mask_text(other.policy("p").unwrap(), "AKIAQWERTYUIOPASDFGH");
-        assert_ne!(o, again);
     }
 }
 

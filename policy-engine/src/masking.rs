@@ -1,0 +1,138 @@
+//! Response masking: the spans a policy's masking rules replace, and their replacements.
+
+use crate::bundle::MaskStyle;
+use crate::engine::{CompiledPolicy, Engine};
+use crate::scan::widen;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+/// A span of text a masking rule replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskHit {
+    pub rule: String,
+    pub label: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Engine {
+    /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
+    /// leftmost, longest first among overlaps).
+    pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
+        let mut hits = Vec::new();
+        cp.mask.exact.scan(text.as_bytes(), &mut hits);
+        cp.mask.ci.scan(text.as_bytes(), &mut hits);
+        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut out: Vec<MaskHit> = Vec::new();
+        for h in hits {
+            // Byte-oriented patterns may match part of a character: mask the whole of it.
+            let (start, end) = widen(text, h.start, h.end);
+            if let Some(last) = out.last_mut() {
+                if start < last.end {
+                    // Overlap: extend to cover both so no part of either value leaks.
+                    last.end = last.end.max(end);
+                    continue;
+                }
+            }
+            let m = &cp.mask.rules[h.owner];
+            out.push(MaskHit {
+                rule: m.id.clone(),
+                label: m.label.clone(),
+                start,
+                end,
+            });
+        }
+        out
+    }
+
+    /// Replace every masked span of `text`.
+    pub fn mask_text(&self, cp: &CompiledPolicy, text: &str) -> (String, Vec<MaskHit>) {
+        let spans = self.mask_spans(cp, text);
+        if spans.is_empty() {
+            return (text.to_owned(), spans);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for s in &spans {
+            out.push_str(&text[at..s.start]);
+            out.push_str(&self.replacement(cp, s, &text[s.start..s.end]));
+            at = s.end;
+        }
+        out.push_str(&text[at..]);
+        (out, spans)
+    }
+
+    fn replacement(&self, cp: &CompiledPolicy, s: &MaskHit, value: &str) -> String {
+        let meta = cp
+            .mask
+            .rules
+            .iter()
+            .find(|m| m.id == s.rule && m.label == s.label);
+        let (style, keep) = meta
+            .map(|m| (m.style, m.keep_last))
+            .unwrap_or((MaskStyle::Label, 0));
+        match style {
+            MaskStyle::Label => format!("[{}]", s.label),
+            MaskStyle::Partial => {
+                let chars: Vec<char> = value.chars().collect();
+                let keep = keep.min(chars.len() / 2);
+                let mut r: String = chars[..chars.len() - keep]
+                    .iter()
+                    .map(|c| if c.is_alphanumeric() { '*' } else { *c })
+                    .collect();
+                r.extend(&chars[chars.len() - keep..]);
+                r
+            }
+            MaskStyle::Hash => {
+                // HMAC takes keys of any length, so this cannot fail; an empty key still
+                // gives a stable (unkeyed) tag.
+                let tag = <Hmac<Sha256> as Mac>::new_from_slice(&self.mask_key)
+                    .map(|mut mac| {
+                        mac.update(value.as_bytes());
+                        hex::encode(&mac.finalize().into_bytes()[..4])
+                    })
+                    .unwrap_or_default();
+                format!("[{}:{}]", s.label, tag)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod mask_style_tests {
+    use crate::engine::Engine;
+
+    const SRC: &str = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    response_masking:
+      - {id: cards, detectors: [payment_card], style: partial, keep_last: 4}
+      - {id: keys, detectors: [aws_access_key_id], style: hash}
+      - {id: mail, detectors: [email], style: label, label: CONTACT}
+"#;
+
+    #[test]
+    fn label_partial_and_keyed_hash_styles() {
+        let e = Engine::from_source(SRC).unwrap().with_mask_key(b"k1");
+        let cp = e.policy("p").unwrap();
+        let (out, hits) = e.mask_text(
+            cp,
+            "card 4111 1111 1111 1111, key AKIAQWERTYUIOPASDFGH, mail a@example.com",
+        );
+        assert_eq!(hits.len(), 3);
+        assert!(out.contains("card **** **** **** 1111,"), "{out}");
+        assert!(out.contains("mail [CONTACT]"), "{out}");
+        let tag = out.split("[AWS_ACCESS_KEY:").nth(1).unwrap()[..8].to_owned();
+        // Stable per value and key; another key gives another tag.
+        let (again, _) = e.mask_text(cp, "AKIAQWERTYUIOPASDFGH");
+        assert_eq!(again, format!("[AWS_ACCESS_KEY:{tag}]"));
+        let other = Engine::from_source(SRC).unwrap().with_mask_key(b"k2");
+        let (o, _) = other.mask_text(other.policy("p").unwrap(), "AKIAQWERTYUIOPASDFGH");
+        assert_ne!(o, again);
+    }
+}
