@@ -56,6 +56,8 @@ pub struct Exchange {
     response_body: Option<Value>,
     response_truncated: bool,
     recorded: bool,
+    /// The record's kind when the server refused (request phase: a refusal).
+    kind: Option<record::Kind>,
     /// Records to make durable before the next answer goes to Envoy.
     pub pending: Vec<record::Record>,
     status: Option<u16>,
@@ -135,6 +137,28 @@ impl Exchange {
 }
 
 impl Shared {
+    /// A refusal by the server, recorded: the decision goes into the exchange's record
+    /// (queued, and durable before the refusal goes back to Envoy).
+    fn refuse_recorded(
+        &self,
+        x: &mut Exchange,
+        kind: record::Kind,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> ProcessingResponse {
+        let verdict = if status >= 500 { "error" } else { "block" };
+        let mut d = record::DecisionPart::refusal(verdict, status, code, message);
+        if code != "malformed_request" {
+            d.rules.push(code.to_owned());
+        }
+        x.decision = Some(d);
+        x.kind = Some(kind);
+        x.status = Some(status);
+        self.record(x);
+        x.refuse(status, code, message)
+    }
+
     /// Verify the identity hand-off the filter signed.
     fn verify_handoff(&self, h: &HttpHeaders) -> Result<Handoff, HandoffError> {
         Handoff::decode(
@@ -168,9 +192,14 @@ impl Shared {
             kind: record::Kind::Refusal,
             source: record::Source::Server,
             time_ms: x.started_ms,
-            session: x.session.clone(),
+            session: self
+                .engine
+                .redact_text(h.map(|h| h.policy.as_str()), &x.session),
             request_id: x.request_id.clone(),
-            client_request_id: x.client_request_id.clone(),
+            client_request_id: x
+                .client_request_id
+                .as_ref()
+                .map(|c| self.engine.redact_text(h.map(|h| h.policy.as_str()), c)),
             identity: h.map(identity),
             policy: h.map(|h| h.policy.clone()),
             bundle: h.map_or_else(|| self.engine.digest.clone(), |h| h.bundle.clone()),
@@ -229,9 +258,25 @@ impl Shared {
         // The server enforces the route allow-list as well: it is reachable only through the
         // filter, but decides nothing on a route the filter would not have passed.
         match self.engine.route(&x.method, &x.path) {
-            RouteMatch::Refused(r) => return x.refuse(r.status, r.code, &r.message),
+            RouteMatch::Refused(r) => {
+                x.handoff = Some(handoff);
+                return self.refuse_recorded(
+                    x,
+                    record::Kind::Refusal,
+                    r.status,
+                    r.code,
+                    &r.message,
+                );
+            }
             RouteMatch::Passthrough if !h.end_of_stream => {
-                return x.refuse(400, "malformed_request", "this route takes no request body")
+                x.handoff = Some(handoff);
+                return self.refuse_recorded(
+                    x,
+                    record::Kind::Refusal,
+                    400,
+                    "malformed_request",
+                    "this route takes no request body",
+                );
             }
             RouteMatch::Passthrough => {}
             RouteMatch::Inference { model, .. } => x.route_model = model,
@@ -297,15 +342,32 @@ impl Shared {
             return pass;
         };
         let RouteMatch::Inference { api, model } = self.engine.route(&x.method, &x.path) else {
-            return x.refuse(400, "malformed_request", "this route takes no request body");
+            return self.refuse_recorded(
+                x,
+                record::Kind::Refusal,
+                400,
+                "malformed_request",
+                "this route takes no request body",
+            );
         };
         let decoded = match wire::decode_body(x.content_encoding.as_deref(), body, 8 << 20) {
             Ok(d) => d,
-            Err(e) => return x.refuse(400, "malformed_request", &e),
+            Err(e) => {
+                return self.refuse_recorded(x, record::Kind::Refusal, 400, "malformed_request", &e)
+            }
         };
         let (json, ex) = match self.engine.extract(cp, api, model.as_deref(), &decoded) {
             Ok(v) => v,
-            Err(e) => return x.refuse(e.status(), "malformed_request", &e.to_string()),
+            Err(e) => {
+                let msg = self.engine.redact_for_record(cp, &e.to_string());
+                return self.refuse_recorded(
+                    x,
+                    record::Kind::Refusal,
+                    e.status(),
+                    "malformed_request",
+                    &msg,
+                );
+            }
         };
         let d = self.engine.decide_extracted(cp, &ex);
         if cp.policy.record.prompts {
@@ -362,27 +424,32 @@ impl Shared {
             .unwrap_or_default()
             .to_ascii_lowercase();
         // Only an exchange whose hand-off verified has a session.
-        let request_id = if x.handoff.is_some() {
-            x.request_id.clone()
-        } else {
-            String::new()
-        };
-        let mut set = vec![
-            set_header("x-gatehouse-session", &request_id),
-            set_header("x-gatehouse-processed-by", "ext_proc"),
-        ];
+        let mut set = Vec::new();
+        if x.handoff.is_some() {
+            set.push(set_header(wire::H_SESSION, &x.session));
+        }
+        set.push(set_header("x-gatehouse-processed-by", "ext_proc"));
         let mut remove = vec![wire::H_LOCAL_REPLY.to_owned()];
         let mut mode = None;
         if self.masks(x) && !h.end_of_stream {
             let encoding = header(h, "content-encoding").unwrap_or_default();
             if !encoding.is_empty() && encoding != "identity" {
                 // Never pass a response through unscanned.
-                return x.refuse(502, "unmaskable_response", &format!("upstream response uses content-encoding `{encoding}`, which the masker cannot read"));
+                let msg = format!("upstream response uses content-encoding `{encoding}`, which the masker cannot read");
+                return self.refuse_recorded(
+                    x,
+                    record::Kind::Exchange,
+                    502,
+                    "unmaskable_response",
+                    &msg,
+                );
             }
             let streamed = x.content_type.starts_with("text/event-stream");
             let readable = x.content_type.contains("json") || x.content_type.starts_with("text/");
             if !streamed && !readable {
-                return x.refuse(
+                return self.refuse_recorded(
+                    x,
+                    record::Kind::Exchange,
                     502,
                     "unmaskable_response",
                     "upstream response has a content type the masker cannot read",
@@ -398,6 +465,11 @@ impl Shared {
                 } as i32,
                 ..Default::default()
             });
+        }
+        // When the answer's body is not processed here, the exchange is complete as far as
+        // the record goes: it is made durable before these headers go on.
+        if mode.is_none() {
+            self.record(x);
         }
         ProcessingResponse {
             response: Some(Response::ResponseHeaders(HeadersResponse {
@@ -467,7 +539,9 @@ impl Shared {
                         }
                         None if dry_run => Vec::new(),
                         None => {
-                            return x.refuse(
+                            return self.refuse_recorded(
+                                x,
+                                record::Kind::Exchange,
                                 502,
                                 "unmaskable_response",
                                 "upstream response is not valid JSON and cannot be masked",
@@ -533,12 +607,15 @@ impl Shared {
         };
         let r = record::Record {
             v: record::RECORD_VERSION,
-            kind: record::Kind::Exchange,
+            kind: x.kind.unwrap_or(record::Kind::Exchange),
             source: record::Source::Server,
             time_ms: x.started_ms,
-            session: x.session.clone(),
+            session: self.engine.redact_text(Some(&h.policy), &x.session),
             request_id: x.request_id.clone(),
-            client_request_id: x.client_request_id.clone(),
+            client_request_id: x
+                .client_request_id
+                .as_ref()
+                .map(|c| self.engine.redact_text(Some(&h.policy), c)),
             identity: Some(identity(h)),
             policy: Some(h.policy.clone()),
             bundle: h.bundle.clone(),
@@ -567,14 +644,29 @@ impl Shared {
 impl Shared {
     /// Make the exchange's queued records durable.
     pub async fn persist(&self, x: &mut Exchange) -> Result<(), crate::store::StoreError> {
+        use crate::store::StoreError;
         for r in std::mem::take(&mut x.pending) {
-            self.store.append(r).await.map_err(|_| {
-                crate::store::StoreError::Unavailable("the store writer stopped".into())
-            })??;
+            let ack = tokio::time::timeout(PERSIST_TIMEOUT, self.store.append(r)).await;
+            match ack {
+                Ok(Ok(res)) => {
+                    res?;
+                }
+                Ok(Err(_)) => {
+                    return Err(StoreError::Unavailable("the store writer stopped".into()))
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(
+                        "the store did not answer in time".into(),
+                    ))
+                }
+            }
         }
         Ok(())
     }
 }
+
+/// Longest wait for a record to become durable before the request fails closed.
+const PERSIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -753,7 +845,12 @@ mod tests {
 
     /// Make an exchange's queued records durable (what the stream loop does).
     pub(super) fn flush(s: &Shared, x: &mut Exchange) {
-        futures::executor::block_on(s.persist(x)).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(s.persist(x))
+            .unwrap();
     }
 
     pub(super) fn status_of(r: &ProcessingResponse) -> Option<i32> {

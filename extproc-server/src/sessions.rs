@@ -56,9 +56,15 @@ pub enum SessionsCmd {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
-        /// The checkpoint public key (hex), or a file holding it (what an auditor needs).
+        /// The checkpoint public key (hex), or a file holding it: what an auditor keeps
+        /// apart from the store. Without it, the key file beside the store is read (which
+        /// only proves the log consistent with whoever can read that key).
         #[arg(long)]
         public_key: Option<String>,
+        /// A `SEQ:HASH` the auditor saw earlier (printed by a previous verify): the log
+        /// must still reach it unchanged, so a cut-off or rewritten tail is caught.
+        #[arg(long)]
+        anchor: Option<String>,
     },
     /// Print the checkpoint public key.
     PublicKey {
@@ -67,8 +73,9 @@ pub enum SessionsCmd {
     },
 }
 
+/// Reads never create or change anything.
 fn open(a: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
-    Ok(store::open(&a.store, a.checkpoint_key_file.as_deref())?)
+    Ok(store::open_read(&a.store)?)
 }
 
 fn key_path(a: &StoreArgs) -> PathBuf {
@@ -131,26 +138,48 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         SessionsCmd::Show { id, store } => {
+            // A session id is the caller's choice; a request id is the gateway's. Both are
+            // shown, each under its own heading, so one cannot pass for the other.
             let s = open(&store)?;
-            let mut rows = s.query(&Query {
+            let by_request = s.query(&Query {
+                request_id: Some(id.clone()),
+                oldest_first: true,
+                ..Default::default()
+            })?;
+            let by_session = s.query(&Query {
                 session: Some(id.clone()),
                 oldest_first: true,
                 limit: Some(Query::MAX_LIMIT),
                 ..Default::default()
             })?;
-            if rows.is_empty() {
-                rows = s.query(&Query {
-                    request_id: Some(id.clone()),
-                    oldest_first: true,
-                    ..Default::default()
-                })?;
-            }
-            if rows.is_empty() {
+            if by_request.is_empty() && by_session.is_empty() {
                 eprintln!("no session or request `{id}`");
                 return Ok(ExitCode::FAILURE);
             }
-            for r in rows {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+            if !by_request.is_empty() {
+                println!("# request {id}");
+                for r in &by_request {
+                    println!("{}", serde_json::to_string_pretty(r)?);
+                }
+            }
+            if !by_session.is_empty() {
+                let principals: std::collections::BTreeSet<&str> = by_session
+                    .iter()
+                    .map(|r| {
+                        r.record
+                            .identity
+                            .as_ref()
+                            .map_or("-", |i| i.principal.as_str())
+                    })
+                    .collect();
+                println!(
+                    "# session {id} ({} records; callers: {})",
+                    by_session.len(),
+                    principals.into_iter().collect::<Vec<_>>().join(", ")
+                );
+                for r in &by_session {
+                    println!("{}", serde_json::to_string_pretty(r)?);
+                }
             }
         }
         SessionsCmd::Export { store } => {
@@ -170,19 +199,70 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        SessionsCmd::Verify { store, public_key } => {
+        SessionsCmd::Verify {
+            store,
+            public_key,
+            anchor,
+        } => {
             let hex = match public_key {
                 Some(p) if std::path::Path::new(&p).is_file() => std::fs::read_to_string(&p)?,
                 Some(p) => p,
-                None => chain::Signer::load_or_create(&key_path(&store))?.public_key_hex(),
+                None => {
+                    let path = key_path(&store);
+                    if !path.is_file() {
+                        anyhow::bail!(
+                            "no --public-key given and no key file at {}",
+                            path.display()
+                        );
+                    }
+                    chain::Signer::load_or_create(&path)?.public_key_hex()
+                }
             };
             let pk = chain::public_key(&hex).map_err(anyhow::Error::msg)?;
+            let anchor = anchor
+                .map(|a| -> anyhow::Result<(u64, String)> {
+                    let (seq, hash) = a
+                        .split_once(':')
+                        .ok_or_else(|| anyhow::anyhow!("--anchor must be SEQ:HASH"))?;
+                    Ok((seq.parse()?, hash.to_owned()))
+                })
+                .transpose()?;
             let dump = open(&store)?.dump()?;
-            match chain::verify(dump.rows, &dump.checkpoints, &pk) {
-                Ok(v) => println!(
-                    "ok: {} records, {} signed checkpoints; {} records after the last checkpoint are chained, not yet signed",
-                    v.records, v.checkpoints, v.unsigned_tail
-                ),
+            let hash_at = |seq: u64| {
+                dump.rows
+                    .iter()
+                    .find(|r| r.seq == seq)
+                    .map(|r| r.hash.clone())
+            };
+            let anchored = anchor
+                .as_ref()
+                .map(|(seq, hash)| (*seq, hash_at(*seq), hash.clone()));
+            let last = dump.rows.last().map(|r| (r.seq, r.hash.clone()));
+            let problems = dump.problems;
+            let result = chain::verify(dump.rows, &dump.checkpoints, &pk).and_then(|v| {
+                if let Some(p) = problems.first() {
+                    return Err(p.clone());
+                }
+                match anchored {
+                    Some((seq, None, _)) => Err(format!(
+                        "the log no longer reaches record {seq} of the anchor: records were cut off"
+                    )),
+                    Some((seq, Some(h), want)) if h != want => Err(format!(
+                        "record {seq} no longer has the anchored hash: the log was rewritten"
+                    )),
+                    _ => Ok(v),
+                }
+            });
+            match result {
+                Ok(v) => {
+                    println!(
+                        "ok: {} records, {} signed checkpoints; {} records after the last checkpoint are chained, not yet signed",
+                        v.records, v.checkpoints, v.unsigned_tail
+                    );
+                    if let Some((seq, hash)) = last {
+                        println!("anchor for the next verify: --anchor {seq}:{hash}");
+                    }
+                }
                 Err(e) => {
                     eprintln!("TAMPERED: {e}");
                     return Ok(ExitCode::FAILURE);
@@ -190,10 +270,11 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         SessionsCmd::PublicKey { store } => {
-            println!(
-                "{}",
-                chain::Signer::load_or_create(&key_path(&store))?.public_key_hex()
-            );
+            let path = key_path(&store);
+            if !path.is_file() {
+                anyhow::bail!("no checkpoint key at {}", path.display());
+            }
+            println!("{}", chain::Signer::load_or_create(&path)?.public_key_hex());
         }
     }
     Ok(ExitCode::SUCCESS)

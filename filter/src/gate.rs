@@ -276,9 +276,13 @@ impl Gate {
             kind,
             source: record::Source::Filter,
             time_ms: head.received_ms,
-            session: record::session_of(head.session.as_deref(), request_id),
+            session: self.engine.redact_text(
+                policy.as_deref(),
+                &record::session_of(head.session.as_deref(), request_id),
+            ),
             request_id: request_id.to_owned(),
-            client_request_id: client_request_id(head.request_id.as_deref()),
+            client_request_id: client_request_id(head.request_id.as_deref())
+                .map(|c| self.engine.redact_text(policy.as_deref(), &c)),
             identity: caller.map(|c| record::Identity {
                 issuer: c.issuer.clone(),
                 principal: c.principal.clone(),

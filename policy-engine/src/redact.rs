@@ -55,13 +55,33 @@ impl Engine {
             Some((p, _)) => (p, "?[query]"),
             None => (path, ""),
         };
+        format!("{}{q}", self.redact_text(policy, p))
+    }
+
+    /// Any caller-supplied text the log keeps (a session id, the caller's request id),
+    /// redacted under the caller's policy, or the bundle's first when the caller has none.
+    pub fn redact_text(&self, policy: Option<&str>, text: &str) -> String {
         let cp = policy
             .and_then(|id| self.policy(id))
             .or_else(|| self.policies.first());
         match cp {
-            Some(cp) => format!("{}{q}", self.redact_for_record(cp, p)),
-            None => format!("{p}{q}"),
+            Some(cp) => self.redact_for_record(cp, text),
+            None => text.to_owned(),
         }
+    }
+
+    /// The first block rule that matches `text` (normalised), if any.
+    fn blocked_by(&self, cp: &CompiledPolicy, text: &str) -> Option<String> {
+        let norm = normalize(text);
+        let mut hits = Vec::new();
+        cp.prompt.exact.scan(norm.as_bytes(), &mut hits);
+        if !cp.prompt.folded.is_empty() {
+            cp.prompt.folded.scan(fold(&norm).as_bytes(), &mut hits);
+        }
+        hits.iter()
+            .map(|h| &cp.prompt.rules[h.owner])
+            .find(|(_, action)| *action == RuleAction::Block)
+            .map(|(id, _)| id.clone())
     }
 
     /// A request body as the session log may keep it: every string and key redacted as
@@ -95,10 +115,27 @@ impl Engine {
                         return Value::from(serde_json::to_string(&r).unwrap_or_default());
                     }
                 }
+                // A blocked value written with escapes (`\u0041KIA...`): the decoded reading
+                // matched, so the whole field goes.
+                if let Some(rule) =
+                    crate::json::decode_escapes(s, true).and_then(|d| self.blocked_by(cp, &d))
+                {
+                    return Value::from(format!("[REDACTED:{rule}]"));
+                }
                 Value::from(self.redact_for_record(cp, s))
             }
+            // A number is text too (a card number can be one).
+            Value::Number(n) => {
+                let t = n.to_string();
+                let r = self.redact_for_record(cp, &t);
+                if r == t {
+                    v.clone()
+                } else {
+                    Value::from(r)
+                }
+            }
             // Token ids spell text as well as words do: kept as a count.
-            Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_u64) && a.len() > 8 => {
+            Value::Array(a) if a.len() > 1 && a.iter().all(Value::is_u64) => {
                 Value::from(format!("[{} token ids]", a.len()))
             }
             Value::Array(a) => Value::Array(
@@ -137,5 +174,46 @@ impl Engine {
             ),
             other => other.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+    use serde_json::json;
+
+    #[test]
+    fn escaped_values_numbers_and_token_ids_are_redacted() {
+        let e = Engine::from_source(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    prompt_rules:
+      - {id: keys, action: block, detectors: [aws_access_key_id]}
+      - {id: cards, action: block, detectors: [payment_card]}
+"#,
+        )
+        .unwrap();
+        let cp = e.policy("p").unwrap();
+        let body = json!({
+            "a": "deploy \\u0041KIAQWERTYUIOPASDFGH now",
+            "card": 4111111111111111u64,
+            "prompt": [1, 2, 3],
+            "n": 2
+        });
+        let r = e.redact_json(cp, &body);
+        let text = r.to_string();
+        assert!(!text.contains("KIAQWERTYUIOPASDFGH"), "{text}");
+        assert!(!text.contains("4111111111111111"), "{text}");
+        assert_eq!(r["prompt"], "[3 token ids]");
+        assert_eq!(r["n"], 2, "other numbers stay numbers");
+        assert_eq!(
+            e.redact_text(Some("p"), "run-AKIAQWERTYUIOPASDFGH"),
+            "run-[keys]"
+        );
     }
 }

@@ -112,3 +112,79 @@ def test_list_and_export_read_the_same_log(stack):
     listed = subprocess.run([BIN, "sessions", "list", "--store", store_dir(stack), "--decision", "unauthenticated",
                              "--json"], capture_output=True, text=True, check=True).stdout
     assert all(x["decision"]["verdict"] == "unauthenticated" for x in json.loads(listed))
+
+
+def test_values_in_escapes_numbers_and_headers_are_not_stored_in_clear(stack):
+    # A dry-run policy forwards the request, so the server records its body.
+    t = stack.token("pat", groups=("pilot",))
+    escaped = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "deploy \\\\u0041KIAQWERTYUIOPASDFGQ now"}]}'
+    r = stack.post("/v1/chat/completions", None, token=t, raw=escaped,
+                   headers={"x-gatehouse-session": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                            "x-request-id": "AKIAQWERTYUIOPASDFGR"})
+    assert r.status_code == 200, r.text
+    rid = r.headers["x-gatehouse-request-id"]
+    recs = wait_for(stack, lambda rs: sum(x["request_id"] == rid for x in rs) >= 2)
+    mine = json.dumps([x for x in recs if x["request_id"] == rid])
+    assert rid in mine
+    for secret in ("AKIAQWERTYUIOPASDFGQ", "u0041KIAQWERTYUIOPASDFGQ",
+                   "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "AKIAQWERTYUIOPASDFGR"):
+        assert secret not in mine, secret
+
+
+def test_a_replayed_filter_event_is_stored_once(stack):
+    import hashlib
+    import hmac
+    key = (stack.dir / "handoff.key").read_text().strip().encode()
+    rec = {"v": 1, "kind": "refusal", "source": "filter", "time_ms": 1, "session": "replay",
+           "request_id": f"replay-{time.time_ns()}", "bundle": "sha256:x",
+           "request": {"method": "POST", "path": "/v1/chat/completions"},
+           "decision": {"verdict": "unauthenticated", "enforced": "unauthenticated", "status": 401,
+                        "reason": "missing", "message": "m"}}
+    body = json.dumps(rec).encode()
+    sig = hmac.new(key, b"gatehouse/event/v1\n" + body, hashlib.sha256).hexdigest()
+    seqs = []
+    for _ in range(2):
+        r = requests.post(f"{stack.api}/v1/events", data=body, timeout=5,
+                          headers={"x-gatehouse-event-signature": sig, "content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        seqs.append(r.json()["seq"])
+    assert seqs[0] == seqs[1]
+    # A record that is not a v1 record is refused.
+    bad = json.dumps(dict(rec, extra=1)).encode()
+    sig = hmac.new(key, b"gatehouse/event/v1\n" + bad, hashlib.sha256).hexdigest()
+    r = requests.post(f"{stack.api}/v1/events", data=bad, timeout=5, headers={"x-gatehouse-event-signature": sig})
+    assert r.status_code == 400
+
+
+def test_verify_needs_a_key_and_catches_a_cut_tail(stack, tmp_path):
+    stack.post("/v1/chat/completions", chat("one more"), token=stack.token())
+    time.sleep(0.3)
+    out = subprocess.run([BIN, "sessions", "verify", "--store", store_dir(stack)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    anchor = out.stdout.split("--anchor ")[1].strip()
+    pub = subprocess.run([BIN, "sessions", "public-key", "--store", store_dir(stack)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    copy = tmp_path / "store"
+    copy.mkdir()
+    src = sqlite3.connect(store_dir(stack) / "sessions.db")
+    dst = sqlite3.connect(copy / "sessions.db")
+    src.backup(dst)
+    src.close()
+    # No key anywhere: refused, nothing created.
+    none = subprocess.run([BIN, "sessions", "verify", "--store", copy], capture_output=True, text=True)
+    assert none.returncode != 0 and not (copy / "checkpoint.key").exists()
+    # The tail cut off together with its checkpoints: the anchor catches it.
+    last = int(anchor.split(":")[0])
+    dst.execute("DELETE FROM records WHERE seq = ?", (last,))
+    dst.execute("DELETE FROM checkpoints WHERE seq >= ?", (last,))
+    dst.commit()
+    cut = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub, "--anchor", anchor],
+                         capture_output=True, text=True)
+    assert cut.returncode != 0 and "cut off" in cut.stderr, (cut.stdout, cut.stderr)
+    # All checkpoints gone: nothing vouches for the records.
+    dst.execute("DELETE FROM checkpoints")
+    dst.commit()
+    dst.close()
+    bare = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub],
+                          capture_output=True, text=True)
+    assert bare.returncode != 0 and "no signed checkpoint" in bare.stderr

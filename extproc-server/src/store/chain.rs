@@ -146,7 +146,8 @@ pub fn verify(
         }
         if r.prev_hash != prev {
             return Err(format!(
-                "record {} does not follow record {}: a record was inserted, deleted or reordered there",
+                "the chain breaks between records {} and {}: record {} was modified (and its hash recomputed), or a record was inserted, deleted or reordered there",
+                r.seq.saturating_sub(1),
                 r.seq,
                 r.seq.saturating_sub(1)
             ));
@@ -158,6 +159,11 @@ pub fn verify(
         hashes.insert(r.seq, computed.clone());
         prev = computed;
         count += 1;
+    }
+    if count > 0 && checkpoints.is_empty() {
+        return Err(format!(
+            "{count} records and no signed checkpoint: nothing vouches for them (checkpoints deleted?)"
+        ));
     }
     let want_id = key_id(pk);
     let mut last_signed = 0;
@@ -296,7 +302,13 @@ mod tests {
         r.swap(2, 3);
         r[2].seq = 3;
         r[3].seq = 4;
-        assert!(check(r, &cps).unwrap_err().contains("does not follow"));
+        assert!(check(r, &cps)
+            .unwrap_err()
+            .contains("the chain breaks between records 2 and 3"));
+        // Checkpoints deleted.
+        assert!(check(chain(10, 4).0, &[])
+            .unwrap_err()
+            .contains("no signed checkpoint"));
         // A forged checkpoint.
         let mut forged = cps;
         forged[0].hash = rows[2].hash.clone();

@@ -48,8 +48,10 @@ pub struct Query {
     /// Milliseconds since the epoch, inclusive.
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
-    /// Paging: records with a sequence number above this one.
+    /// Paging oldest-first: records with a sequence number above this one.
     pub after: Option<u64>,
+    /// Paging newest-first: records with a sequence number below this one.
+    pub before: Option<u64>,
     /// Newest first (the default for listings) or oldest first (exports, timelines).
     #[serde(default)]
     pub oldest_first: bool,
@@ -85,6 +87,7 @@ impl Query {
             && self.since_ms.is_none_or(|t| r.time_ms >= t)
             && self.until_ms.is_none_or(|t| r.time_ms <= t)
             && self.after.is_none_or(|a| seq > a)
+            && self.before.is_none_or(|b| seq < b)
     }
 }
 
@@ -92,6 +95,8 @@ impl Query {
 pub struct ChainDump {
     pub rows: Vec<chain::Row>,
     pub checkpoints: Vec<chain::Checkpoint>,
+    /// Store-specific inconsistencies (e.g. index columns that disagree with the record).
+    pub problems: Vec<String>,
 }
 
 pub trait Store: Send + Sync {
@@ -135,6 +140,15 @@ pub fn open(url: &str, key_path: Option<&std::path::Path>) -> Result<Arc<dyn Sto
         return Ok(Arc::new(MemoryStore::new(signer)));
     }
     Ok(Arc::new(sqlite::SqliteStore::open(db, signer)?))
+}
+
+/// Open an existing store for reading (the CLI): nothing is created.
+pub fn open_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.contains("://") && !url.starts_with("sqlite:") || url.starts_with("memory") {
+        return Err(StoreError::Url(url.to_owned()));
+    }
+    let db = std::path::Path::new(url.strip_prefix("sqlite:").unwrap_or(url));
+    Ok(Arc::new(sqlite::SqliteStore::open_read_only(db)?))
 }
 
 /// Records kept in memory (tests, throwaway runs), chained like any store.
@@ -249,7 +263,11 @@ impl Store for MemoryStore {
                     signature: c.signature.clone(),
                 })
                 .collect();
-        Ok(ChainDump { rows, checkpoints })
+        Ok(ChainDump {
+            rows,
+            checkpoints,
+            problems: Vec::new(),
+        })
     }
 
     fn healthy(&self) -> bool {

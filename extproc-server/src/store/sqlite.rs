@@ -5,7 +5,7 @@
 
 use super::{chain, ChainDump, Query, Store, StoreError, Stored};
 use policy_engine::record::Record;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -26,12 +26,17 @@ pub struct SqliteStore {
     healthy: Arc<AtomicBool>,
 }
 
+/// The database layout version (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
     seq        INTEGER PRIMARY KEY,
     time_ms    INTEGER NOT NULL,
     session    TEXT NOT NULL,
     request_id TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
     principal  TEXT,
     policy     TEXT,
     verdict    TEXT NOT NULL,
@@ -43,7 +48,7 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_time ON records(time_ms);
 CREATE INDEX IF NOT EXISTS records_principal ON records(principal, seq);
 CREATE INDEX IF NOT EXISTS records_session ON records(session, seq);
-CREATE INDEX IF NOT EXISTS records_request ON records(request_id);
+CREATE INDEX IF NOT EXISTS records_request ON records(request_id, source, kind);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq       INTEGER PRIMARY KEY,
     hash      TEXT NOT NULL,
@@ -99,8 +104,25 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )
-        .and_then(|_| conn.execute_batch(SCHEMA))
         .map_err(|e| open_err(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        let has_records: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'records'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        if has_records && version != SCHEMA_VERSION {
+            return Err(open_err(format!(
+                "the store has schema version {version}, this server writes {SCHEMA_VERSION}; move it aside or export it with the matching gatehouse version"
+            )));
+        }
+        conn.execute_batch(SCHEMA)
+            .and_then(|_| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
+            .map_err(|e| open_err(e.to_string()))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
         let healthy = Arc::new(AtomicBool::new(true));
         let h = healthy.clone();
@@ -109,6 +131,28 @@ impl SqliteStore {
             .spawn(move || writer(conn, signer, rx, h))
             .map_err(|e| open_err(e.to_string()))?;
         Ok(SqliteStore { path, tx, healthy })
+    }
+
+    /// Open an existing database for reading only (the CLI): nothing is created, and
+    /// appends fail.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let path = if path.is_dir() || path.extension().is_none() {
+            path.join("sessions.db")
+        } else {
+            path.to_owned()
+        };
+        if !path.is_file() {
+            return Err(StoreError::Open {
+                path,
+                message: "no session store there".into(),
+            });
+        }
+        let (tx, _) = mpsc::sync_channel::<Job>(1);
+        Ok(SqliteStore {
+            path,
+            tx,
+            healthy: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     fn reader(&self) -> Result<Connection, StoreError> {
@@ -146,7 +190,35 @@ fn writer(
         .map(|s| s as u64)
     };
     let mut last_checkpoint = Instant::now();
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(j) => j,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Idle: sign a quiet tail, and find out whether a failed store came back.
+                let idle = (|| -> rusqlite::Result<()> {
+                    let t = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let (seq, hash) = tail(&t)?;
+                    if seq > signed(&t)? && last_checkpoint.elapsed() >= CHECKPOINT_AFTER {
+                        t.execute(
+                            "INSERT INTO checkpoints (seq, hash, key_id, signature, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![seq as i64, hash, signer.key_id(), signer.sign(seq, &hash), now_ms() as i64],
+                        )?;
+                        last_checkpoint = Instant::now();
+                    }
+                    t.commit()
+                })();
+                match idle {
+                    Ok(()) => healthy.store(true, Ordering::Relaxed),
+                    Err(e) => {
+                        if healthy.swap(false, Ordering::Relaxed) {
+                            tracing::error!(error = %e, "session store unavailable");
+                        }
+                    }
+                }
+                continue;
+            }
+        };
         let mut jobs = vec![first];
         while jobs.len() < GROUP {
             match rx.try_recv() {
@@ -155,15 +227,33 @@ fn writer(
             }
         }
         let result = (|| -> rusqlite::Result<Vec<u64>> {
-            let t = conn.transaction()?;
+            // Immediate: take the write lock up front (waiting out the busy timeout) rather
+            // than fail when a read transaction cannot be upgraded.
+            let t = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (mut seq, mut prev) = tail(&t)?;
             let mut seqs = Vec::with_capacity(jobs.len());
             {
                 let mut ins = t.prepare_cached(
-                    "INSERT INTO records (seq, time_ms, session, request_id, principal, policy, verdict, rules, record, prev_hash, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO records (seq, time_ms, session, request_id, source, kind, principal, policy, verdict, rules, record, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?;
+                let mut existing = t.prepare_cached(
+                    "SELECT seq FROM records WHERE request_id = ?1 AND source = ?2 AND kind = ?3",
                 )?;
                 for (r, _) in &jobs {
+                    // A record already stored (a replayed filter event) is not stored twice.
+                    let source = serde_json::to_value(r.source).unwrap_or_default();
+                    let kind = serde_json::to_value(r.kind).unwrap_or_default();
+                    let dup: Option<i64> = existing
+                        .query_row(
+                            params![r.request_id, source.as_str(), kind.as_str()],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    if let Some(d) = dup {
+                        seqs.push(d as u64);
+                        continue;
+                    }
                     seq += 1;
                     let bytes = r.canonical();
                     let hash = chain::link(&prev, seq, &bytes);
@@ -173,6 +263,8 @@ fn writer(
                         r.time_ms as i64,
                         r.session,
                         r.request_id,
+                        source.as_str(),
+                        kind.as_str(),
                         r.identity.as_ref().map(|i| i.principal.as_str()),
                         r.policy,
                         r.decision.verdict,
@@ -186,7 +278,10 @@ fn writer(
                 }
             }
             let last_signed = signed(&t)?;
-            if seq >= last_signed + CHECKPOINT_EVERY
+            // The first records are signed at once: a log always has a checkpoint, so one
+            // with none had its checkpoints deleted.
+            if last_signed == 0
+                || seq >= last_signed + CHECKPOINT_EVERY
                 || (seq > last_signed && last_checkpoint.elapsed() >= CHECKPOINT_AFTER)
             {
                 t.execute(
@@ -219,10 +314,19 @@ fn writer(
 impl Store for SqliteStore {
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::SendError((_, ack))) = self.tx.send((record, tx)) {
-            let _ = ack.send(Err(StoreError::Unavailable(
-                "the store writer stopped".into(),
-            )));
+        // Never block the caller (an async worker): a full queue is a store that cannot keep up.
+        match self.tx.try_send((record, tx)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full((_, ack))) => {
+                let _ = ack.send(Err(StoreError::Unavailable(
+                    "the store's write queue is full".into(),
+                )));
+            }
+            Err(mpsc::TrySendError::Disconnected((_, ack))) => {
+                let _ = ack.send(Err(StoreError::Unavailable(
+                    "the store writer stopped".into(),
+                )));
+            }
         }
         rx
     }
@@ -251,14 +355,19 @@ impl Store for SqliteStore {
         if let Some(s) = &q.request_id {
             filters.push(("request_id = ?", V::Text(s.clone())));
         }
+        // Values past SQLite's integer range saturate (they would wrap to negatives).
+        let int = |n: u64| V::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         if let Some(t) = q.since_ms {
-            filters.push(("time_ms >= ?", V::Integer(t as i64)));
+            filters.push(("time_ms >= ?", int(t)));
         }
         if let Some(t) = q.until_ms {
-            filters.push(("time_ms <= ?", V::Integer(t as i64)));
+            filters.push(("time_ms <= ?", int(t)));
         }
         if let Some(a) = q.after {
-            filters.push(("seq > ?", V::Integer(a as i64)));
+            filters.push(("seq > ?", int(a)));
+        }
+        if let Some(b) = q.before {
+            filters.push(("seq < ?", int(b)));
         }
         for (clause, v) in filters {
             args.push(v);
@@ -293,20 +402,77 @@ impl Store for SqliteStore {
     fn dump(&self) -> Result<ChainDump, StoreError> {
         let c = self.reader()?;
         let mut stmt = c
-            .prepare("SELECT seq, prev_hash, hash, record FROM records ORDER BY seq")
+            .prepare(
+                "SELECT seq, prev_hash, hash, record, session, request_id, source, kind, principal, policy, verdict, rules
+                 FROM records ORDER BY seq",
+            )
             .map_err(err)?;
+        let mut problems = Vec::new();
         let rows = stmt
             .query_map([], |r| {
-                Ok(chain::Row {
+                let row = chain::Row {
                     seq: r.get::<_, i64>(0)? as u64,
                     prev_hash: r.get(1)?,
                     hash: r.get(2)?,
                     record: bytes(r, 3)?,
-                })
+                };
+                let cols: (
+                    String,
+                    String,
+                    String,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    String,
+                    String,
+                ) = (
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                );
+                Ok((row, cols))
             })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .map_err(err)?
+            .into_iter()
+            .map(|(row, cols)| {
+                // The indexed columns are what filters read: they must say what the chained
+                // record says.
+                if let Ok(rec) = Record::parse(&row.record) {
+                    let want = (
+                        rec.session.clone(),
+                        rec.request_id.clone(),
+                        serde_json::to_value(rec.source)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        serde_json::to_value(rec.kind)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        rec.identity.as_ref().map(|i| i.principal.clone()),
+                        rec.policy.clone(),
+                        rec.decision.verdict.clone(),
+                        format!(",{},", rec.decision.rules.join(",")),
+                    );
+                    if want != cols {
+                        problems.push(format!(
+                            "record {}: its index columns were altered (filters would misread it)",
+                            row.seq
+                        ));
+                    }
+                }
+                row
+            })
+            .collect();
         let mut stmt = c
             .prepare("SELECT seq, hash, key_id, signature FROM checkpoints ORDER BY seq")
             .map_err(err)?;
@@ -322,7 +488,11 @@ impl Store for SqliteStore {
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        Ok(ChainDump { rows, checkpoints })
+        Ok(ChainDump {
+            rows,
+            checkpoints,
+            problems,
+        })
     }
 
     fn healthy(&self) -> bool {
