@@ -66,6 +66,23 @@ pub enum SessionsCmd {
         #[arg(long)]
         anchor: Option<String>,
     },
+    /// Re-decide every recorded request under another bundle and list the decisions that
+    /// would change, and why (the what-if before shipping a stricter bundle). Requests are
+    /// replayed as recorded, that is redacted: a value a rule blocked is already `[rule-id]`,
+    /// so replay answers "what would the new bundle refuse that the old one let through".
+    Replay {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The bundle to decide under.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Only records at or after this time (milliseconds since the epoch).
+        #[arg(long)]
+        since_ms: Option<u64>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the checkpoint public key.
     PublicKey {
         #[command(flatten)]
@@ -269,6 +286,12 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        SessionsCmd::Replay {
+            store,
+            bundle,
+            since_ms,
+            json,
+        } => return replay(&store, &bundle, since_ms, json),
         SessionsCmd::PublicKey { store } => {
             let path = key_path(&store);
             if !path.is_file() {
@@ -277,5 +300,108 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             println!("{}", chain::Signer::load_or_create(&path)?.public_key_hex());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One changed decision found by a replay.
+#[derive(serde::Serialize)]
+struct Change {
+    seq: u64,
+    request_id: String,
+    principal: String,
+    path: String,
+    was: String,
+    now: String,
+    was_rules: Vec<String>,
+    now_rules: Vec<String>,
+    why: String,
+}
+
+fn replay(
+    store: &StoreArgs,
+    bundle: &std::path::Path,
+    since_ms: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = crate::policy_cmd::load(bundle)?;
+    let s = open(store)?;
+    let (mut seen, mut replayed, mut changes) = (0u64, 0u64, Vec::new());
+    let mut after = 0;
+    loop {
+        let page = s.query(&Query {
+            after: Some(after),
+            since_ms,
+            oldest_first: true,
+            limit: Some(Query::MAX_LIMIT),
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in page {
+            seen += 1;
+            let rec = &r.record;
+            // The server's records carry the request body; the filter's refusals do not.
+            let (Some(id), Some(body)) = (&rec.identity, &rec.request.body) else {
+                continue;
+            };
+            replayed += 1;
+            let caller = policy_engine::Caller {
+                issuer: id.issuer.clone(),
+                principal: id.principal.clone(),
+                groups: id.groups.clone(),
+                claims: Default::default(),
+                expires_at: u64::MAX,
+            };
+            let path = rec.request.path.split('?').next().unwrap_or("");
+            let bytes = serde_json::to_vec(body)?;
+            let d = engine.decide(&caller, &rec.request.method, path, &bytes);
+            let now = d.verdict.as_str().to_owned();
+            let mut now_rules = d.rules.clone();
+            now_rules.sort();
+            let mut was_rules = rec.decision.rules.clone();
+            was_rules.sort();
+            if now != rec.decision.verdict || now_rules != was_rules {
+                let why = if d.verdict == policy_engine::Verdict::Allow {
+                    "no rule of the new bundle refuses it".to_owned()
+                } else {
+                    let policy = d.policy.clone().unwrap_or_default();
+                    format!("{} (policy `{policy}`)", d.message)
+                };
+                changes.push(Change {
+                    seq: r.seq,
+                    request_id: rec.request_id.clone(),
+                    principal: id.principal.clone(),
+                    path: rec.request.path.clone(),
+                    was: rec.decision.verdict.clone(),
+                    now,
+                    was_rules,
+                    now_rules,
+                    why,
+                });
+            }
+        }
+    }
+    for c in &changes {
+        if json {
+            println!("{}", serde_json::to_string(c)?);
+        } else {
+            println!(
+                "record {} ({}, {}): {} [{}] -> {} [{}]: {}",
+                c.seq,
+                c.principal,
+                c.path,
+                c.was,
+                c.was_rules.join(","),
+                c.now,
+                c.now_rules.join(","),
+                c.why
+            );
+        }
+    }
+    eprintln!(
+        "replayed {replayed} of {seen} records under {}: {} decisions would change",
+        bundle.display(),
+        changes.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

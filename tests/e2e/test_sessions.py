@@ -188,3 +188,29 @@ def test_verify_needs_a_key_and_catches_a_cut_tail(stack, tmp_path):
     bare = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub],
                           capture_output=True, text=True)
     assert bare.returncode != 0 and "no signed checkpoint" in bare.stderr
+
+
+def test_replay_under_a_stricter_bundle_lists_exactly_the_changed_decisions(stack, tmp_path):
+    since = int(time.time() * 1000)
+    t = stack.token("gus", groups=("eng",))
+    changed = stack.post("/v1/chat/completions", chat("plan the zebra-launch party"), token=t)
+    same = stack.post("/v1/chat/completions", chat("plan the picnic"), token=t)
+    assert (changed.status_code, same.status_code) == (200, 200)
+    wait_for(stack, lambda rs: sum(x["request_id"] in (changed.headers["x-gatehouse-request-id"],
+                                                       same.headers["x-gatehouse-request-id"]) for x in rs) >= 2)
+    stricter = tmp_path / "stricter.yaml"
+    text = (stack.dir / "bundle.yaml").read_text()
+    stricter.write_text(text.replace("  prompt_rules:\n", "  prompt_rules:\n  - id: no-zebras\n    action: block\n"
+                                     "    literals:\n    - zebra-launch\n", 1))
+    out = subprocess.run([BIN, "sessions", "replay", "--store", store_dir(stack), "--bundle", stricter,
+                          "--since-ms", str(since), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    changes = [json.loads(l) for l in out.stdout.splitlines()]
+    assert [c["request_id"] for c in changes] == [changed.headers["x-gatehouse-request-id"]], out.stdout
+    c = changes[0]
+    assert (c["was"], c["now"], c["now_rules"]) == ("allow", "block", ["no-zebras"])
+    assert "1 decisions would change" in out.stderr
+    # The same bundle changes nothing.
+    out = subprocess.run([BIN, "sessions", "replay", "--store", store_dir(stack), "--bundle", stack.dir / "bundle.yaml",
+                          "--since-ms", str(since)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "" and "0 decisions would change" in out.stderr, out
