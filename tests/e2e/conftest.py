@@ -53,12 +53,7 @@ class Stack:
             "--listen-port", str(PORTS["listen"]), "--admin-port", str(PORTS["admin"]),
             "--grpc-port", str(PORTS["grpc"]), "--http-port", str(PORTS["http"]),
         ], check=True, cwd=ROOT)
-        self.procs.append(subprocess.Popen([
-            BIN, "serve", "--bundle", self.dir / "bundle.yaml",
-            "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
-            "--store", self.dir / "store",
-            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
-        ], stdout=log, stderr=log))
+        self.procs.append(self.start_server(log))
         env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(self.dir / "handoff.key").read_text().strip())
         self.procs.append(subprocess.Popen([
             shutil.which("envoy"), "-c", self.dir / "envoy.yaml", "--concurrency", "2",
@@ -67,6 +62,15 @@ class Stack:
         wait_http(f"{self.api}/healthz")
         wait_http(f"http://127.0.0.1:{PORTS['upstream']}/v1/models")
         wait_http(f"{self.admin}/ready")
+
+    def start_server(self, log, bundle=None):
+        """The Gatehouse server of this stack (restartable by tests)."""
+        return subprocess.Popen([
+            BIN, "serve", "--bundle", bundle or self.dir / "bundle.yaml",
+            "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
+            "--store", self.dir / "store",
+            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
+        ], stdout=log, stderr=log)
 
     def stop(self):
         for p in reversed(self.procs):
@@ -125,6 +129,15 @@ class Oidc:
         self.proc = subprocess.Popen(["node", OIDC_DIR / "provider.mjs", str(PORTS["idp"]), self.dir / keyfile],
                                      stdout=self.log, stderr=self.log, cwd=OIDC_DIR)
         wait_http(f"{self.url}/jwks")
+
+    def start_server(self, log, bundle=None):
+        """The Gatehouse server of this stack (restartable by tests)."""
+        return subprocess.Popen([
+            BIN, "serve", "--bundle", bundle or self.dir / "bundle.yaml",
+            "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
+            "--store", self.dir / "store",
+            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
+        ], stdout=log, stderr=log)
 
     def stop(self):
         if self.proc:

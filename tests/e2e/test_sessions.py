@@ -214,3 +214,48 @@ def test_replay_under_a_stricter_bundle_lists_exactly_the_changed_decisions(stac
     out = subprocess.run([BIN, "sessions", "replay", "--store", store_dir(stack), "--bundle", stack.dir / "bundle.yaml",
                           "--since-ms", str(since)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout == "" and "0 decisions would change" in out.stderr, out
+
+
+def test_kill_9_under_load_loses_no_acknowledged_record(stack):
+    """Every answer a client got was recorded before it was released: SIGKILL the server in
+    the middle of concurrent traffic, restart it, and find a record for every 2xx."""
+    import os
+    import signal
+    import threading
+    from conftest import wait_http
+    t = stack.token("hal", groups=("eng",))
+    ok_ids, lock = [], threading.Lock()
+    stop_at = time.time() + 3
+
+    def worker():
+        while time.time() < stop_at:
+            try:
+                r = stack.post("/v1/chat/completions", chat("durable"), token=t)
+            except requests.RequestException:
+                continue
+            if r.status_code == 200:
+                with lock:
+                    ok_ids.append(r.headers["x-gatehouse-request-id"])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for th in threads:
+        th.start()
+    time.sleep(1.5)
+    server = stack.procs[1]
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+    for th in threads:
+        th.join()
+    log = open(stack.dir / "stack.log", "a")
+    stack.procs[1] = stack.start_server(log)
+    wait_http(f"{stack.api}/healthz")
+    assert len(ok_ids) > 20, "the load did not run"
+    db = sqlite3.connect(store_dir(stack) / "sessions.db")
+    recorded = {row[0] for row in db.execute("SELECT request_id FROM records WHERE source = 'server'")}
+    db.close()
+    lost = set(ok_ids) - recorded
+    assert not lost, f"{len(lost)} of {len(ok_ids)} answered requests have no record"
+    out = subprocess.run([BIN, "sessions", "verify", "--store", store_dir(stack)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    r = stack.post("/v1/chat/completions", chat("after the restart"), token=t)
+    assert r.status_code == 200
