@@ -57,6 +57,7 @@ bench:
 	$(MAKE) build
 	scripts/build-wasm.sh noop-filter
 	$(BIN) bench
+	$(BIN) bench-store
 	python3 tests/bench_envoy.py
 
 clean:

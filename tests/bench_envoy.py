@@ -177,7 +177,9 @@ def main():
          None, body),
         ("+ Gatehouse filter, 195-pattern credential set",
          front_config([wasm_filter(WASM, filter_cfg(bundles["large"]))]), None, body),
-        ("+ Gatehouse filter + ext_proc (full stack)", None, bundles["default"], body),
+        ("+ Gatehouse filter + ext_proc (full stack, records in memory)", None, bundles["default"], body),
+        ("+ Gatehouse filter + ext_proc (full stack, SQLite session store)", None, (bundles["default"], "sqlite"),
+         body),
         ("20 KiB tool schemas: no-op floor", front_config([wasm_filter(NOOP, "")]), None, tools_body),
         ("20 KiB tool schemas: Gatehouse filter, default bundle",
          front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]), None, tools_body),
@@ -191,11 +193,15 @@ def main():
         for name, cfg, full, req in scenarios:
             extra = []
             env = None
+            store = "memory"
+            if isinstance(full, tuple):
+                full, kind = full
+                store = str(tmp / f"store-{len(results)}")
             if full is not None:
                 cfg_path = full / "envoy.yaml"
                 env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(full / "handoff.key").read_text().strip())
                 extra.append(start([BIN, "serve", "--bundle", full / "bundle.yaml", "--handoff-key-file",
-                                    full / "handoff.key", "--store", "memory", "--grpc", f"127.0.0.1:{PORTS['grpc']}",
+                                    full / "handoff.key", "--store", store, "--grpc", f"127.0.0.1:{PORTS['grpc']}",
                                     "--http", f"127.0.0.1:{PORTS['http']}"], log))
             else:
                 cfg_path = tmp / f"front-{len(results)}.json"

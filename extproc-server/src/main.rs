@@ -51,6 +51,8 @@ enum Cmd {
     },
     /// Measure the engine's matching and masking throughput.
     Bench(cli::BenchArgs),
+    /// Measure how fast the session store makes records durable.
+    BenchStore(sessions::BenchStoreArgs),
     /// Read and verify the session log.
     Sessions {
         #[command(subcommand)]
@@ -163,6 +165,7 @@ async fn main() -> std::process::ExitCode {
         }
         Cmd::Dev { cmd } => cli::dev(cmd),
         Cmd::Bench(a) => cli::bench(a),
+        Cmd::BenchStore(a) => sessions::bench_store(a).await,
         Cmd::Eval { corpus } => cli::eval(&corpus),
         Cmd::Sessions { cmd } => match sessions::run(cmd) {
             Ok(code) => return code,

@@ -405,3 +405,99 @@ fn replay(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `gatehouse bench-store`: how fast the session store makes records durable.
+#[derive(clap::Args)]
+pub struct BenchStoreArgs {
+    /// Where to write (a scratch directory is best; it is not cleaned up).
+    #[arg(long, default_value = "/tmp/gatehouse-bench-store")]
+    store: String,
+    /// Records to append.
+    #[arg(long, default_value_t = 20_000)]
+    records: usize,
+    /// Appenders waiting for their acknowledgement at the same time (ext_proc streams).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+/// A typical exchange record (a 4 KiB chat request, redacted, and a masked answer).
+fn sample_record(i: usize) -> policy_engine::record::Record {
+    use policy_engine::record::*;
+    let body = serde_json::from_slice(&crate::cli::bench_request()).unwrap_or_default();
+    Record {
+        v: RECORD_VERSION,
+        kind: Kind::Exchange,
+        source: Source::Server,
+        time_ms: i as u64,
+        session: format!("s{}", i % 100),
+        request_id: format!("bench-{i}"),
+        client_request_id: None,
+        identity: Some(Identity {
+            issuer: "bench".into(),
+            principal: format!("user{}", i % 50),
+            groups: vec!["eng".into()],
+        }),
+        policy: Some("engineering".into()),
+        bundle: "sha256:bench".into(),
+        api: Some("chat_completions".into()),
+        model: Some("gpt-4o-mini".into()),
+        request: RequestPart {
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            body: Some(body),
+        },
+        decision: DecisionPart::refusal("allow", 200, "policy", "allowed"),
+        response: Some(ResponsePart {
+            status: Some(200),
+            content_type: "application/json".into(),
+            body: Some(serde_json::json!({"choices": [{"message": {"content": "Sure. Reach [EMAIL] or [PHONE]."}}]})),
+            ..Default::default()
+        }),
+        duration_ms: Some(3),
+    }
+}
+
+pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(&a.store);
+    let s = store::open(&a.store, None)?;
+    let started = std::time::Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency.max(1) {
+        let (s, next, n) = (s.clone(), next.clone(), a.records);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = std::time::Instant::now();
+                s.append(sample_record(i)).await??;
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+    let size = std::fs::metadata(std::path::Path::new(&a.store).join("sessions.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "session store {}: {} records, {} appenders: {:.0} records/s; acknowledgement p50 {} us, p99 {} us; {:.0} bytes/record on disk",
+        a.store,
+        lat.len(),
+        a.concurrency,
+        lat.len() as f64 / secs,
+        pct(0.5),
+        pct(0.99),
+        size as f64 / lat.len().max(1) as f64
+    );
+    Ok(())
+}
