@@ -450,7 +450,9 @@ fn sample_record(i: usize) -> policy_engine::record::Record {
         response: Some(ResponsePart {
             status: Some(200),
             content_type: "application/json".into(),
-            body: Some(serde_json::json!({"choices": [{"message": {"content": "Sure. Reach [EMAIL] or [PHONE]."}}]})),
+            body: Some(
+                serde_json::json!({"choices": [{"message": {"content": "Sure. Reach [EMAIL] or [PHONE]."}}]}),
+            ),
             ..Default::default()
         }),
         duration_ms: Some(3),
@@ -485,7 +487,11 @@ pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let size = std::fs::metadata(std::path::Path::new(&a.store).join("sessions.db"))
         .map(|m| m.len())
         .unwrap_or(0);
