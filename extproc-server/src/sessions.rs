@@ -83,6 +83,15 @@ pub enum SessionsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remove records older than a time, up to the last signed checkpoint among them (which
+    /// is kept, so the rest still verifies). Export first what must be kept elsewhere.
+    Prune {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Remove records made before this time (milliseconds since the epoch).
+        #[arg(long)]
+        before_ms: u64,
+    },
     /// Print the checkpoint public key.
     PublicKey {
         #[command(flatten)]
@@ -292,6 +301,16 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             since_ms,
             json,
         } => return replay(&store, &bundle, since_ms, json),
+        SessionsCmd::Prune { store, before_ms } => {
+            let db =
+                std::path::Path::new(store.store.strip_prefix("sqlite:").unwrap_or(&store.store));
+            let (removed, anchor) = store::sqlite::prune(db, before_ms)?;
+            if removed == 0 {
+                println!("nothing to prune: no signed checkpoint before that time");
+            } else {
+                println!("pruned {removed} records; the log now starts after record {anchor}, anchored by its signed checkpoint");
+            }
+        }
         SessionsCmd::PublicKey { store } => {
             let path = key_path(&store);
             if !path.is_file() {

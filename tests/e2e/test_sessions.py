@@ -259,3 +259,26 @@ def test_kill_9_under_load_loses_no_acknowledged_record(stack):
     assert out.returncode == 0, out.stderr
     r = stack.post("/v1/chat/completions", chat("after the restart"), token=t)
     assert r.status_code == 200
+
+
+def test_pruning_a_copy_keeps_what_remains_verifiable(stack, tmp_path):
+    pub = subprocess.run([BIN, "sessions", "public-key", "--store", store_dir(stack)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    copy = tmp_path / "store"
+    copy.mkdir()
+    src = sqlite3.connect(store_dir(stack) / "sessions.db")
+    dst = sqlite3.connect(copy / "sessions.db")
+    src.backup(dst)
+    src.close()
+    before = dst.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    dst.close()
+    out = subprocess.run([BIN, "sessions", "prune", "--store", copy, "--before-ms", str(int(time.time() * 1000))],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "pruned" in out.stdout, (out.stdout, out.stderr)
+    db = sqlite3.connect(copy / "sessions.db")
+    after = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    db.close()
+    assert after < before
+    ok = subprocess.run([BIN, "sessions", "verify", "--store", copy, "--public-key", pub],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr

@@ -127,10 +127,31 @@ pub fn verify(
     checkpoints: &[Checkpoint],
     pk: &PublicKey,
 ) -> Result<Verified, String> {
-    let mut prev = GENESIS.to_owned();
+    let mut rows = rows.into_iter().peekable();
+    // A pruned log starts after record 1: its first record must follow a signed checkpoint
+    // (kept by the pruning) of the record before it.
+    let (start, mut prev) = match rows.peek() {
+        Some(first) if first.seq > 1 => {
+            let anchor = checkpoints
+                .iter()
+                .find(|c| c.seq + 1 == first.seq && c.hash == first.prev_hash);
+            match anchor {
+                Some(c) => (first.seq, c.hash.clone()),
+                None => {
+                    return Err(format!(
+                        "records 1 to {} are missing and no signed checkpoint anchors record {}: deleted",
+                        first.seq - 1,
+                        first.seq
+                    ))
+                }
+            }
+        }
+        _ => (1, GENESIS.to_owned()),
+    };
+    let anchor_hash = (start > 1).then(|| prev.clone());
     let mut hashes = std::collections::HashMap::new();
     let mut count = 0u64;
-    for (expected_seq, r) in (1u64..).zip(rows) {
+    for (expected_seq, r) in (start..).zip(rows) {
         if r.seq > expected_seq {
             return Err(format!(
                 "record {expected_seq} is missing: deleted (the log goes on at {})",
@@ -180,6 +201,11 @@ pub fn verify(
                 c.seq
             ));
         }
+        if c.seq + 1 == start && anchor_hash.as_deref() == Some(c.hash.as_str()) {
+            // The anchor of a pruned log: its record is gone by design.
+            good += 1;
+            continue;
+        }
         match hashes.get(&c.seq) {
             Some(h) if *h == c.hash => {}
             Some(_) => {
@@ -201,7 +227,9 @@ pub fn verify(
     Ok(Verified {
         records: count,
         checkpoints: good,
-        unsigned_tail: count - last_signed.min(count),
+        unsigned_tail: (start + count)
+            .saturating_sub(1)
+            .saturating_sub(last_signed.max(start - 1)),
     })
 }
 
@@ -258,6 +286,22 @@ mod tests {
                 unsigned_tail: 2
             })
         );
+    }
+
+    #[test]
+    fn a_pruned_log_verifies_from_its_anchor_and_only_from_it() {
+        let (rows, cps) = chain(12, 4);
+        // Pruned up to the checkpoint at 8: records 9.. and checkpoints 8.. remain.
+        let kept: Vec<Row> = rows.into_iter().filter(|r| r.seq > 8).collect();
+        let kept_cps: Vec<Checkpoint> = cps.into_iter().filter(|c| c.seq >= 8).collect();
+        assert_eq!(check(kept, &kept_cps).unwrap().records, 4);
+        // Without the anchoring checkpoint, the missing head is a deletion.
+        let (rows, cps) = chain(12, 4);
+        let kept: Vec<Row> = rows.into_iter().filter(|r| r.seq > 8).collect();
+        let later: Vec<Checkpoint> = cps.into_iter().filter(|c| c.seq > 8).collect();
+        assert!(check(kept, &later)
+            .unwrap_err()
+            .contains("records 1 to 8 are missing"));
     }
 
     #[test]

@@ -174,14 +174,20 @@ fn writer(
     rx: mpsc::Receiver<Job>,
     healthy: Arc<AtomicBool>,
 ) {
+    // The chain goes on from the last record, or from the last checkpoint of a log pruned
+    // to nothing.
     let tail = |c: &Connection| -> rusqlite::Result<(u64, String)> {
-        c.query_row(
-            "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        let last = |sql: &str| {
+            c.query_row(sql, [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                .optional()
+        };
+        Ok(
+            last("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")?
+                .or(last(
+                    "SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1",
+                )?)
+                .unwrap_or((0, chain::GENESIS.to_owned())),
         )
-        .optional()
-        .map(|o| o.unwrap_or((0, chain::GENESIS.to_owned())))
     };
     let signed = |c: &Connection| -> rusqlite::Result<u64> {
         c.query_row("SELECT COALESCE(MAX(seq), 0) FROM checkpoints", [], |r| {
@@ -309,6 +315,46 @@ fn writer(
             }
         }
     }
+}
+
+/// Remove records older than `before_ms`, up to the last checkpoint among them: the
+/// checkpoint is kept, so what remains still verifies (its first record follows a signed
+/// hash). Returns the records removed and the sequence number the log now starts after.
+pub fn prune(path: &Path, before_ms: u64) -> Result<(u64, u64), StoreError> {
+    let path = if path.is_dir() || path.extension().is_none() {
+        path.join("sessions.db")
+    } else {
+        path.to_owned()
+    };
+    if !path.is_file() {
+        return Err(StoreError::Open {
+            path,
+            message: "no session store there".into(),
+        });
+    }
+    let mut c = Connection::open(&path).map_err(err)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    let t = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+    let anchor: i64 = t
+        .query_row(
+            "SELECT COALESCE(MAX(c.seq), 0) FROM checkpoints c JOIN records r ON r.seq = c.seq WHERE r.time_ms < ?1",
+            [before],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if anchor == 0 {
+        return Ok((0, 0));
+    }
+    let removed = t
+        .execute("DELETE FROM records WHERE seq <= ?1", [anchor])
+        .map_err(err)?;
+    t.execute("DELETE FROM checkpoints WHERE seq < ?1", [anchor])
+        .map_err(err)?;
+    t.commit().map_err(err)?;
+    Ok((removed as u64, anchor as u64))
 }
 
 impl Store for SqliteStore {
@@ -636,6 +682,40 @@ mod tests {
             .unwrap();
         let d = store.dump().unwrap();
         assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pruning_keeps_the_rest_verifiable_and_the_chain_going() {
+        let dir = temp_dir();
+        let signer = chain::Signer::load_or_create(&dir.join("k")).unwrap();
+        let pk = chain::public_key(&signer.public_key_hex()).unwrap();
+        let store = SqliteStore::open(&dir, signer).unwrap();
+        let append = |range: std::ops::RangeInclusive<u64>| {
+            let acks: Vec<_> = range
+                .map(|i| store.append(record(i, "a", "allow")))
+                .collect();
+            for rx in acks {
+                futures::executor::block_on(rx).unwrap().unwrap();
+            }
+        };
+        // Two rounds of appends: the first group is signed at once, so records before
+        // time 1200 include a checkpoint (where groups end depends on timing).
+        append(1..=100);
+        append(101..=250);
+        let (removed, anchor) = prune(&dir, 1200).unwrap();
+        assert!(
+            anchor > 0 && anchor < 200 && removed == anchor,
+            "{removed} {anchor}"
+        );
+        let d = store.dump().unwrap();
+        assert_eq!(d.rows.first().unwrap().seq, anchor + 1);
+        assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_ok());
+        // Appends go on from where the chain is.
+        append(251..=260);
+        let d = store.dump().unwrap();
+        assert_eq!(d.rows.last().unwrap().seq, 260);
+        assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
