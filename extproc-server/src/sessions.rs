@@ -105,14 +105,9 @@ fn open(a: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
 }
 
 fn key_path(a: &StoreArgs) -> PathBuf {
-    a.checkpoint_key_file.clone().unwrap_or_else(|| {
-        let db = std::path::Path::new(a.store.strip_prefix("sqlite:").unwrap_or(&a.store));
-        if db.extension().is_none() {
-            db.join("checkpoint.key")
-        } else {
-            db.with_file_name("checkpoint.key")
-        }
-    })
+    a.checkpoint_key_file
+        .clone()
+        .unwrap_or_else(|| store::default_key_path(&a.store))
 }
 
 pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
@@ -302,9 +297,8 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             json,
         } => return replay(&store, &bundle, since_ms, json),
         SessionsCmd::Prune { store, before_ms } => {
-            let db =
-                std::path::Path::new(store.store.strip_prefix("sqlite:").unwrap_or(&store.store));
-            let (removed, anchor) = store::sqlite::prune(db, before_ms)?;
+            let (removed, anchor) =
+                store::sqlite::prune(store::store_path(&store.store), before_ms)?;
             if removed == 0 {
                 println!("nothing to prune: no signed checkpoint before that time");
             } else {

@@ -117,16 +117,11 @@ pub fn open(url: &str, key_path: Option<&std::path::Path>) -> Result<Arc<dyn Sto
     if url.contains("://") && !url.starts_with("sqlite:") {
         return Err(StoreError::Url(url.to_owned()));
     }
-    let db = std::path::Path::new(url.strip_prefix("sqlite:").unwrap_or(url));
-    let default_key = if db.extension().is_none() {
-        db.join("checkpoint.key")
-    } else {
-        db.with_file_name("checkpoint.key")
-    };
+    let db = store_path(url);
     let signer = match (key_path, memory) {
         (None, true) => chain::Signer::throwaway(),
         (key, _) => {
-            let path = key.map_or(default_key, std::path::Path::to_path_buf);
+            let path = key.map_or_else(|| default_key_path(url), std::path::Path::to_path_buf);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 let _ = std::fs::create_dir_all(dir);
             }
@@ -142,13 +137,24 @@ pub fn open(url: &str, key_path: Option<&std::path::Path>) -> Result<Arc<dyn Sto
     Ok(Arc::new(sqlite::SqliteStore::open(db, signer)?))
 }
 
+/// The filesystem path of a `sqlite:` (or bare) store URL.
+pub fn store_path(url: &str) -> &std::path::Path {
+    std::path::Path::new(url.strip_prefix("sqlite:").unwrap_or(url))
+}
+
+/// Where the checkpoint key of a store lives unless configured: beside its database.
+pub fn default_key_path(url: &str) -> PathBuf {
+    sqlite::db_file(store_path(url)).with_file_name("checkpoint.key")
+}
+
 /// Open an existing store for reading (the CLI): nothing is created.
 pub fn open_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.contains("://") && !url.starts_with("sqlite:") || url.starts_with("memory") {
         return Err(StoreError::Url(url.to_owned()));
     }
-    let db = std::path::Path::new(url.strip_prefix("sqlite:").unwrap_or(url));
-    Ok(Arc::new(sqlite::SqliteStore::open_read_only(db)?))
+    Ok(Arc::new(sqlite::SqliteStore::open_read_only(store_path(
+        url,
+    ))?))
 }
 
 /// Records kept in memory (tests, throwaway runs), chained like any store.

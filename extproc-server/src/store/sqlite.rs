@@ -71,6 +71,16 @@ fn bytes(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Vec<u8>> {
     }
 }
 
+/// The database file a store path names: a directory (or a path without an extension)
+/// holds `sessions.db`; anything else is the file itself.
+pub fn db_file(path: &Path) -> PathBuf {
+    if path.is_dir() || path.extension().is_none() {
+        path.join("sessions.db")
+    } else {
+        path.to_owned()
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -90,12 +100,12 @@ impl SqliteStore {
             path: path.to_owned(),
             message,
         };
-        let path = if path.is_dir() || path.extension().is_none() {
+        let file = db_file(path);
+        if file != path {
+            // A directory store: created when missing.
             std::fs::create_dir_all(path).map_err(|e| open_err(e.to_string()))?;
-            path.join("sessions.db")
-        } else {
-            path.to_owned()
-        };
+        }
+        let path = file;
         if !path.exists() {
             // SQLite gives its -wal and -shm files the database file's mode.
             crate::cli::write_private(&path, b"").map_err(|e| open_err(e.to_string()))?;
@@ -136,11 +146,7 @@ impl SqliteStore {
     /// Open an existing database for reading only (the CLI): nothing is created, and
     /// appends fail.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let path = if path.is_dir() || path.extension().is_none() {
-            path.join("sessions.db")
-        } else {
-            path.to_owned()
-        };
+        let path = db_file(path);
         if !path.is_file() {
             return Err(StoreError::Open {
                 path,
@@ -321,11 +327,7 @@ fn writer(
 /// checkpoint is kept, so what remains still verifies (its first record follows a signed
 /// hash). Returns the records removed and the sequence number the log now starts after.
 pub fn prune(path: &Path, before_ms: u64) -> Result<(u64, u64), StoreError> {
-    let path = if path.is_dir() || path.extension().is_none() {
-        path.join("sessions.db")
-    } else {
-        path.to_owned()
-    };
+    let path = db_file(path);
     if !path.is_file() {
         return Err(StoreError::Open {
             path,
