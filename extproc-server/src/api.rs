@@ -95,7 +95,7 @@ async fn sessions(
             "unknown or malformed query parameter",
         );
     };
-    match s.store.query(&q) {
+    match s.store.query(q).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
@@ -115,7 +115,7 @@ async fn session(
         limit: Some(Query::MAX_LIMIT),
         ..Default::default()
     };
-    match s.store.query(&q) {
+    match s.store.query(q).await {
         Ok(v) if v.is_empty() => error(StatusCode::NOT_FOUND, "no such session"),
         Ok(v) => Json(v).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -129,7 +129,16 @@ async fn health(State(s): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"status": if store { "ok" } else { "store_unavailable" }, "bundle": s.engine.digest}))).into_response()
+    let lost = s.records_lost.load(std::sync::atomic::Ordering::Relaxed);
+    (
+        status,
+        Json(json!({
+            "status": if store { "ok" } else { "store_unavailable" },
+            "bundle": s.engine.digest,
+            "records_lost": lost,
+        })),
+    )
+        .into_response()
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {

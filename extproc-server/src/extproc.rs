@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HeadersResponse, HttpHeaders, ImmediateResponse,
     ProcessingRequest, ProcessingResponse,
 };
+use policy_engine::bundle::StoreFailure;
 use policy_engine::extract::Api;
 use policy_engine::record;
 use policy_engine::routes::RouteMatch;
@@ -31,6 +32,27 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub handoff_key: Vec<u8>,
     pub store: Arc<dyn Store>,
+    /// Records not stored because the store was down and the policy chose to continue.
+    pub records_lost: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub fn new(engine: Arc<Engine>, handoff_key: Vec<u8>, store: Arc<dyn Store>) -> Shared {
+        Shared {
+            engine,
+            handoff_key,
+            store,
+            records_lost: Default::default(),
+        }
+    }
+
+    /// Whether the exchange's policy lets requests go on unrecorded while the store is down.
+    fn continues_unrecorded(&self, x: &Exchange) -> bool {
+        x.handoff
+            .as_ref()
+            .and_then(|h| self.engine.policy(&h.policy))
+            .is_some_and(|p| p.policy.record.on_store_failure == StoreFailure::Continue)
+    }
 }
 
 /// Per-request state of one ext_proc stream.
@@ -228,14 +250,6 @@ impl Shared {
         x.client_request_id = header(h, wire::H_CLIENT_REQUEST_ID);
         x.content_encoding = header(h, "content-encoding");
         x.session = record::session_of(header(h, wire::H_SESSION).as_deref(), &x.request_id);
-        // Nothing goes on unrecorded: with the store down, requests are refused.
-        if !self.store.healthy() {
-            return x.refuse(
-                503,
-                "session_store_unavailable",
-                "the gateway cannot record this request (session store unavailable); retry later",
-            );
-        }
         let handoff = match self.verify_handoff(h) {
             Ok(v) => v,
             Err(why) => {
@@ -254,6 +268,12 @@ impl Shared {
             let d = record::DecisionPart::refusal("error", 503, "bundle_mismatch", msg);
             x.pending.push(self.refusal_record(x, Some(&handoff), d));
             return x.refuse(503, "bundle_mismatch", msg);
+        }
+        // Nothing goes on unrecorded: with the store down, requests are refused, unless
+        // their policy chose availability (`record.on_store_failure: continue`).
+        x.handoff = Some(handoff.clone());
+        if !self.store.healthy() && !self.continues_unrecorded(x) {
+            return x.refuse(503, STORE_UNAVAILABLE, STORE_UNAVAILABLE_MESSAGE);
         }
         // The server enforces the route allow-list as well: it is reachable only through the
         // filter, but decides nothing on a route the filter would not have passed.
@@ -642,10 +662,28 @@ impl Shared {
 }
 
 impl Shared {
-    /// Make the exchange's queued records durable.
+    /// Make the exchange's queued records durable. Under a policy that continues while
+    /// the store is down, a record that cannot be stored is counted and logged instead.
     pub async fn persist(&self, x: &mut Exchange) -> Result<(), crate::store::StoreError> {
+        let pending = std::mem::take(&mut x.pending);
+        let n = pending.len() as u64;
+        match self.persist_all(pending).await {
+            Err(e) if self.continues_unrecorded(x) => {
+                self.records_lost
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(request_id = %x.request_id, error = %e, "session record lost (policy continues while the store is down)");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    async fn persist_all(
+        &self,
+        pending: Vec<record::Record>,
+    ) -> Result<(), crate::store::StoreError> {
         use crate::store::StoreError;
-        for r in std::mem::take(&mut x.pending) {
+        for r in pending {
             let ack = tokio::time::timeout(PERSIST_TIMEOUT, self.store.append(r)).await;
             match ack {
                 Ok(Ok(res)) => {
@@ -664,6 +702,11 @@ impl Shared {
         Ok(())
     }
 }
+
+/// The refusal while the session store cannot record.
+const STORE_UNAVAILABLE: &str = "session_store_unavailable";
+const STORE_UNAVAILABLE_MESSAGE: &str =
+    "the gateway cannot record this request (session store unavailable); retry later";
 
 /// Longest wait for a record to become durable before the request fails closed.
 const PERSIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -728,7 +771,10 @@ impl ExternalProcessor for Service {
                 // be written, the request fails closed with a clear error.
                 let resp = match shared.persist(&mut x).await {
                     Ok(()) => resp,
-                    Err(e) => Ok(x.refuse(503, "session_store_unavailable", &e.to_string())),
+                    Err(e) => {
+                        tracing::error!(error = %e, request_id = %x.request_id, "session record not stored; request refused");
+                        Ok(x.refuse(503, STORE_UNAVAILABLE, STORE_UNAVAILABLE_MESSAGE))
+                    }
                 };
                 if tx.send(resp).await.is_err() {
                     break;
@@ -762,11 +808,11 @@ mod tests {
         .unwrap();
         let store = Arc::new(MemoryStore::for_tests());
         (
-            Shared {
-                engine: Arc::new(Engine::from_source(&src).unwrap()),
-                handoff_key: KEY.to_vec(),
-                store: store.clone(),
-            },
+            Shared::new(
+                Arc::new(Engine::from_source(&src).unwrap()),
+                KEY.to_vec(),
+                store.clone(),
+            ),
             store,
         )
     }
@@ -1018,11 +1064,11 @@ policies:
     response_masking: [{id: pii, detectors: [email]}]
 "#;
         let store = Arc::new(MemoryStore::for_tests());
-        let s = Shared {
-            engine: Arc::new(Engine::from_source(src).unwrap()),
-            handoff_key: b"k".to_vec(),
-            store: store.clone(),
-        };
+        let s = Shared::new(
+            Arc::new(Engine::from_source(src).unwrap()),
+            b"k".to_vec(),
+            store.clone(),
+        );
         let mut x = Exchange {
             handoff: Some(Handoff {
                 issuer: "i".into(),
@@ -1065,11 +1111,11 @@ mod fail_closed_tests {
             "/../policies/default.yaml"
         ))
         .unwrap();
-        let s = Shared {
-            engine: Arc::new(Engine::from_source(&src).unwrap()),
-            handoff_key: b"k".to_vec(),
-            store: Arc::new(MemoryStore::for_tests()),
-        };
+        let s = Shared::new(
+            Arc::new(Engine::from_source(&src).unwrap()),
+            b"k".to_vec(),
+            Arc::new(MemoryStore::for_tests()),
+        );
         let x = Exchange {
             handoff: Some(Handoff {
                 issuer: "i".into(),
@@ -1190,11 +1236,11 @@ policies:
     record: {responses: false}
 "#;
         let store = Arc::new(MemoryStore::for_tests());
-        let s = Shared {
-            engine: Arc::new(Engine::from_source(src).unwrap()),
-            handoff_key: b"k".to_vec(),
-            store: store.clone(),
-        };
+        let s = Shared::new(
+            Arc::new(Engine::from_source(src).unwrap()),
+            b"k".to_vec(),
+            store.clone(),
+        );
         let body = br#"{"text":"write to a@example.com, key AKIAQWERTYUIOPASDFGHJ"}"#.to_vec();
         for policy in ["keep", "quiet"] {
             let mut x = exchange(policy);

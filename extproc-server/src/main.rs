@@ -76,14 +76,20 @@ struct ServeArgs {
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:18082")]
     http: SocketAddr,
-    /// The session store: `sqlite:PATH` or a directory (the embedded SQLite store), or
-    /// `memory:` (records lost at exit).
+    /// The session store: `sqlite:PATH` or a directory (the embedded SQLite store),
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (shared by replicas), or `memory:`
+    /// (records lost at exit).
     #[arg(long, env = "GATEHOUSE_STORE", default_value = ".gatehouse/store")]
     store: String,
     /// The key that signs checkpoints of the session chain (created 0600 when missing;
-    /// default: `checkpoint.key` beside the database).
+    /// default: `checkpoint.key` beside an SQLite database, `.gatehouse/checkpoint.key`
+    /// for PostgreSQL). Replicas sharing a PostgreSQL store share this key.
     #[arg(long, env = "GATEHOUSE_CHECKPOINT_KEY_FILE")]
     checkpoint_key_file: Option<PathBuf>,
+    /// Keep session records this many days; older ones are pruned hourly (up to the last
+    /// signed checkpoint among them, so the rest still verifies). Unset: kept forever.
+    #[arg(long, env = "GATEHOUSE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    retention_days: Option<u32>,
     /// File holding the identity hand-off key shared with the filter.
     #[arg(long, env = "GATEHOUSE_HANDOFF_KEY_FILE")]
     handoff_key_file: PathBuf,
@@ -102,13 +108,16 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let key = std::fs::read_to_string(&a.handoff_key_file)
         .with_context(|| format!("reading {}", a.handoff_key_file.display()))?;
-    let store = store::open(&a.store, a.checkpoint_key_file.as_deref())?;
-    let shared = std::sync::Arc::new(extproc::Shared {
-        engine: std::sync::Arc::new(engine),
-        handoff_key: key.trim().as_bytes().to_vec(),
-        store: store.clone(),
-    });
-    tracing::info!(digest = %shared.engine.digest, grpc = %a.grpc, http = %a.http, "gatehouse server starting");
+    let store = store::open(&a.store, a.checkpoint_key_file.as_deref()).await?;
+    let shared = std::sync::Arc::new(extproc::Shared::new(
+        std::sync::Arc::new(engine),
+        key.trim().as_bytes().to_vec(),
+        store.clone(),
+    ));
+    if let Some(days) = a.retention_days {
+        tokio::spawn(retention(store.clone(), days));
+    }
+    tracing::info!(digest = %shared.engine.digest, grpc = %a.grpc, http = %a.http, store = %store::redact_url(&a.store), "gatehouse server starting");
     let grpc = tonic::transport::Server::builder()
         .add_service(
             envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer::new(
@@ -123,6 +132,34 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     g?;
     h?;
     Ok(())
+}
+
+/// Prune records older than the retention period, shortly after start and then hourly.
+async fn retention(store: std::sync::Arc<dyn store::Store>, days: u32) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(3600),
+    );
+    loop {
+        tick.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let before = now.saturating_sub(u64::from(days) * 86_400_000);
+        match store.prune(before).await {
+            Ok(p) if p.removed > 0 => {
+                tracing::info!(
+                    removed = p.removed,
+                    starts_after = p.anchor,
+                    days,
+                    "retention: pruned old session records"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention: prune failed; retried next hour"),
+        }
+    }
 }
 
 async fn shutdown() {
@@ -167,7 +204,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Bench(a) => cli::bench(a),
         Cmd::BenchStore(a) => sessions::bench_store(a).await,
         Cmd::Eval { corpus } => cli::eval(&corpus),
-        Cmd::Sessions { cmd } => match sessions::run(cmd) {
+        Cmd::Sessions { cmd } => match sessions::run(cmd).await {
             Ok(code) => return code,
             Err(e) => Err(e),
         },

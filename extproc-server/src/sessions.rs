@@ -100,8 +100,8 @@ pub enum SessionsCmd {
 }
 
 /// Reads never create or change anything.
-fn open(a: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
-    Ok(store::open_read(&a.store)?)
+async fn open(a: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    Ok(store::open_read(&a.store).await?)
 }
 
 fn key_path(a: &StoreArgs) -> PathBuf {
@@ -110,7 +110,7 @@ fn key_path(a: &StoreArgs) -> PathBuf {
         .unwrap_or_else(|| store::default_key_path(&a.store))
 }
 
-pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         SessionsCmd::List {
             store,
@@ -133,7 +133,7 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
                 limit: Some(limit),
                 ..Default::default()
             };
-            let rows = open(&store)?.query(&q)?;
+            let rows = open(&store).await?.query(q).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
@@ -161,18 +161,22 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
         SessionsCmd::Show { id, store } => {
             // A session id is the caller's choice; a request id is the gateway's. Both are
             // shown, each under its own heading, so one cannot pass for the other.
-            let s = open(&store)?;
-            let by_request = s.query(&Query {
-                request_id: Some(id.clone()),
-                oldest_first: true,
-                ..Default::default()
-            })?;
-            let by_session = s.query(&Query {
-                session: Some(id.clone()),
-                oldest_first: true,
-                limit: Some(Query::MAX_LIMIT),
-                ..Default::default()
-            })?;
+            let s = open(&store).await?;
+            let by_request = s
+                .query(Query {
+                    request_id: Some(id.clone()),
+                    oldest_first: true,
+                    ..Default::default()
+                })
+                .await?;
+            let by_session = s
+                .query(Query {
+                    session: Some(id.clone()),
+                    oldest_first: true,
+                    limit: Some(Query::MAX_LIMIT),
+                    ..Default::default()
+                })
+                .await?;
             if by_request.is_empty() && by_session.is_empty() {
                 eprintln!("no session or request `{id}`");
                 return Ok(ExitCode::FAILURE);
@@ -204,15 +208,17 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         SessionsCmd::Export { store } => {
-            let s = open(&store)?;
+            let s = open(&store).await?;
             let mut after = 0;
             loop {
-                let page = s.query(&Query {
-                    after: Some(after),
-                    oldest_first: true,
-                    limit: Some(Query::MAX_LIMIT),
-                    ..Default::default()
-                })?;
+                let page = s
+                    .query(Query {
+                        after: Some(after),
+                        oldest_first: true,
+                        limit: Some(Query::MAX_LIMIT),
+                        ..Default::default()
+                    })
+                    .await?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 for r in &page {
@@ -248,7 +254,7 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
                     Ok((seq.parse()?, hash.to_owned()))
                 })
                 .transpose()?;
-            let dump = open(&store)?.dump()?;
+            let dump = open(&store).await?.dump().await?;
             let hash_at = |seq: u64| {
                 dump.rows
                     .iter()
@@ -295,10 +301,9 @@ pub fn run(cmd: SessionsCmd) -> anyhow::Result<ExitCode> {
             bundle,
             since_ms,
             json,
-        } => return replay(&store, &bundle, since_ms, json),
+        } => return replay(&store, &bundle, since_ms, json).await,
         SessionsCmd::Prune { store, before_ms } => {
-            let (removed, anchor) =
-                store::sqlite::prune(store::store_path(&store.store), before_ms)?;
+            let store::Pruned { removed, anchor } = open(&store).await?.prune(before_ms).await?;
             if removed == 0 {
                 println!("nothing to prune: no signed checkpoint before that time");
             } else {
@@ -330,24 +335,26 @@ struct Change {
     why: String,
 }
 
-fn replay(
+async fn replay(
     store: &StoreArgs,
     bundle: &std::path::Path,
     since_ms: Option<u64>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let engine = crate::policy_cmd::load(bundle)?;
-    let s = open(store)?;
+    let s = open(store).await?;
     let (mut seen, mut replayed, mut changes) = (0u64, 0u64, Vec::new());
     let mut after = 0;
     loop {
-        let page = s.query(&Query {
-            after: Some(after),
-            since_ms,
-            oldest_first: true,
-            limit: Some(Query::MAX_LIMIT),
-            ..Default::default()
-        })?;
+        let page = s
+            .query(Query {
+                after: Some(after),
+                since_ms,
+                oldest_first: true,
+                limit: Some(Query::MAX_LIMIT),
+                ..Default::default()
+            })
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in page {
@@ -474,7 +481,7 @@ fn sample_record(i: usize) -> policy_engine::record::Record {
 
 pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&a.store);
-    let s = store::open(&a.store, None)?;
+    let s = store::open(&a.store, None).await?;
     let started = std::time::Instant::now();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();

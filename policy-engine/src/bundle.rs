@@ -308,6 +308,9 @@ pub struct Record {
     /// Record response text (masked).
     #[serde(default = "yes")]
     pub responses: bool,
+    /// What happens to this policy's requests while the session store cannot record them.
+    #[serde(default)]
+    pub on_store_failure: StoreFailure,
 }
 
 impl Default for Record {
@@ -315,8 +318,21 @@ impl Default for Record {
         Record {
             prompts: true,
             responses: true,
+            on_store_failure: StoreFailure::default(),
         }
     }
+}
+
+/// The choice between an unrecorded request and no request.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailure {
+    /// Refuse the request with 503 `session_store_unavailable` (fail closed).
+    #[default]
+    Refuse,
+    /// Let the request go on unrecorded, and count the lost record (the server's
+    /// `/healthz` reports `records_lost`; each loss is logged with its request id).
+    Continue,
 }
 
 fn yes() -> bool {

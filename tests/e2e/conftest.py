@@ -34,43 +34,56 @@ def wait_http(url, timeout=20.0):
 
 
 class Stack:
-    def __init__(self, workdir: pathlib.Path, bundle: pathlib.Path):
+    """Envoy with the filter, the Gatehouse server and the demo upstream. `ports` and
+    `base_id` let several stacks run side by side; `store` and `checkpoint_key` point the
+    server at a shared session store (default: an SQLite store in the stack's directory)."""
+
+    def __init__(self, workdir: pathlib.Path, bundle: pathlib.Path, ports=None, base_id=21,
+                 store=None, checkpoint_key=None):
         self.dir = workdir
         self.bundle = bundle
+        self.ports = ports or PORTS
+        self.base_id = base_id
+        self.store = store or self.dir / "store"
+        self.checkpoint_key = checkpoint_key
         self.procs = []
-        self.base = f"http://127.0.0.1:{PORTS['listen']}"
-        self.api = f"http://127.0.0.1:{PORTS['http']}"
-        self.admin = f"http://127.0.0.1:{PORTS['admin']}"
+        self.base = f"http://127.0.0.1:{self.ports['listen']}"
+        self.api = f"http://127.0.0.1:{self.ports['http']}"
+        self.admin = f"http://127.0.0.1:{self.ports['admin']}"
 
     def start(self):
+        p = self.ports
         log = open(self.dir / "stack.log", "w")
         self.procs.append(subprocess.Popen(
-            [BIN, "demo-upstream", "--listen", f"127.0.0.1:{PORTS['upstream']}"], stdout=log, stderr=log))
+            [BIN, "demo-upstream", "--listen", f"127.0.0.1:{p['upstream']}"], stdout=log, stderr=log))
         subprocess.run([
             BIN, "dev", "init", "--bundle", self.bundle, "--dir", self.dir, "--wasm", WASM,
             "--template", ROOT / "envoy/local.yaml.tmpl",
-            "--upstream", f"127.0.0.1:{PORTS['upstream']}", "--idp", f"127.0.0.1:{PORTS['idp']}",
-            "--listen-port", str(PORTS["listen"]), "--admin-port", str(PORTS["admin"]),
-            "--grpc-port", str(PORTS["grpc"]), "--http-port", str(PORTS["http"]),
+            "--upstream", f"127.0.0.1:{p['upstream']}", "--idp", f"127.0.0.1:{p['idp']}",
+            "--listen-port", str(p["listen"]), "--admin-port", str(p["admin"]),
+            "--grpc-port", str(p["grpc"]), "--http-port", str(p["http"]),
         ], check=True, cwd=ROOT)
         self.procs.append(self.start_server(log))
         env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(self.dir / "handoff.key").read_text().strip())
         self.procs.append(subprocess.Popen([
             shutil.which("envoy"), "-c", self.dir / "envoy.yaml", "--concurrency", "2",
-            "--log-level", "warn", "--base-id", "21",
+            "--log-level", "warn", "--base-id", str(self.base_id),
         ], stdout=log, stderr=log, env=env))
         wait_http(f"{self.api}/healthz")
-        wait_http(f"http://127.0.0.1:{PORTS['upstream']}/v1/models")
+        wait_http(f"http://127.0.0.1:{p['upstream']}/v1/models")
         wait_http(f"{self.admin}/ready")
 
     def start_server(self, log, bundle=None):
         """The Gatehouse server of this stack (restartable by tests)."""
-        return subprocess.Popen([
+        cmd = [
             BIN, "serve", "--bundle", bundle or self.dir / "bundle.yaml",
             "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
-            "--store", self.dir / "store",
-            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
-        ], stdout=log, stderr=log)
+            "--store", str(self.store),
+            "--grpc", f"127.0.0.1:{self.ports['grpc']}", "--http", f"127.0.0.1:{self.ports['http']}",
+        ]
+        if self.checkpoint_key:
+            cmd += ["--checkpoint-key-file", self.checkpoint_key]
+        return subprocess.Popen(cmd, stdout=log, stderr=log)
 
     def stop(self):
         for p in reversed(self.procs):
@@ -129,15 +142,6 @@ class Oidc:
         self.proc = subprocess.Popen(["node", OIDC_DIR / "provider.mjs", str(PORTS["idp"]), self.dir / keyfile],
                                      stdout=self.log, stderr=self.log, cwd=OIDC_DIR)
         wait_http(f"{self.url}/jwks")
-
-    def start_server(self, log, bundle=None):
-        """The Gatehouse server of this stack (restartable by tests)."""
-        return subprocess.Popen([
-            BIN, "serve", "--bundle", bundle or self.dir / "bundle.yaml",
-            "--handoff-key-file", self.dir / "handoff.key", "--mask-key-file", self.dir / "mask.key",
-            "--store", self.dir / "store",
-            "--grpc", f"127.0.0.1:{PORTS['grpc']}", "--http", f"127.0.0.1:{PORTS['http']}",
-        ], stdout=log, stderr=log)
 
     def stop(self):
         if self.proc:

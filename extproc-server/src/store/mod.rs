@@ -1,11 +1,15 @@
 //! The session store: append-only, hash-chained records of [`Record`], with signed
 //! checkpoints (`chain.rs`). One trait, chosen by one URL setting: the embedded SQLite store
-//! (`sqlite:PATH`, the default), or `memory:` for tests and throwaway runs.
+//! (`sqlite:PATH` or a bare path, the default), PostgreSQL (`postgres://...`, shared by
+//! several server replicas appending to one chain), or `memory:` for tests and throwaway
+//! runs.
 //!
 //! An append resolves only once its record is durable; a caller that needs the record (the
-//! ext_proc stream before it releases the answer) waits for it.
+//! ext_proc stream before it releases the answer) waits for it. Reads are futures, so no
+//! store blocks an async worker.
 
 pub mod chain;
+pub mod postgres;
 pub mod sqlite;
 
 use policy_engine::record::Record;
@@ -29,8 +33,23 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("the session store is unavailable: {0}")]
     Unavailable(String),
-    #[error("unknown store URL `{0}` (use sqlite:PATH or memory:)")]
+    #[error("unknown store URL `{0}` (use sqlite:PATH, postgres://USER@HOST/DB or memory:)")]
     Url(String),
+    #[error("the session store is read-only here")]
+    ReadOnly,
+}
+
+/// A read or maintenance operation of a store.
+pub type StoreFuture<T> = futures::future::BoxFuture<'static, Result<T, StoreError>>;
+
+/// What a prune removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Records removed.
+    pub removed: u64,
+    /// The log now starts after this record, anchored by its signed checkpoint (0: nothing
+    /// was pruned).
+    pub anchor: u64,
 }
 
 /// Which records a read wants. Empty fields do not filter.
@@ -91,6 +110,48 @@ impl Query {
     }
 }
 
+/// The columns a store indexes a record by. Filters read them, so `verify` checks them
+/// against the chained record they were derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub session: String,
+    pub request_id: String,
+    pub source: String,
+    pub kind: String,
+    pub principal: Option<String>,
+    pub policy: Option<String>,
+    pub verdict: String,
+    /// The decision's rule ids as `,a,b,` (a rule filter looks for `,id,`).
+    pub rules: String,
+}
+
+impl Columns {
+    pub fn of(r: &Record) -> Columns {
+        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        Columns {
+            session: r.session.clone(),
+            request_id: r.request_id.clone(),
+            source: name(serde_json::to_value(r.source).unwrap_or_default()),
+            kind: name(serde_json::to_value(r.kind).unwrap_or_default()),
+            principal: r.identity.as_ref().map(|i| i.principal.clone()),
+            policy: r.policy.clone(),
+            verdict: r.decision.verdict.clone(),
+            rules: format!(",{},", r.decision.rules.join(",")),
+        }
+    }
+
+    /// The problem a verifier reports when stored columns disagree with the record.
+    pub fn check(&self, seq: u64, record: &[u8], problems: &mut Vec<String>) {
+        if let Ok(rec) = Record::parse(record) {
+            if Columns::of(&rec) != *self {
+                problems.push(format!(
+                    "record {seq}: its index columns were altered (filters would misread it)"
+                ));
+            }
+        }
+    }
+}
+
 /// The whole chain, for verification.
 pub struct ChainDump {
     pub rows: Vec<chain::Row>,
@@ -102,22 +163,32 @@ pub struct ChainDump {
 pub trait Store: Send + Sync {
     /// Append a record; the receiver resolves with its sequence number once it is durable.
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>>;
-    fn query(&self, q: &Query) -> Result<Vec<Stored>, StoreError>;
-    fn dump(&self) -> Result<ChainDump, StoreError>;
+    fn query(&self, q: Query) -> StoreFuture<Vec<Stored>>;
+    fn dump(&self) -> StoreFuture<ChainDump>;
+    /// Remove records made before `before_ms`, up to the last signed checkpoint among them:
+    /// that checkpoint stays, so what remains still verifies and the chain goes on.
+    fn prune(&self, before_ms: u64) -> StoreFuture<Pruned>;
     /// False once the store failed to write: requests are then refused (fail closed).
     fn healthy(&self) -> bool;
+}
+
+/// Whether a URL names a PostgreSQL store.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Open the store a URL names: `sqlite:PATH` (a file; a path without an extension is a
 /// directory that gets `sessions.db`), a bare path (the same), or `memory:`. Checkpoints are
 /// signed with the key in `key_path` (created `0600` when missing), by default
 /// `checkpoint.key` beside the database; `memory:` without a key file uses a throwaway key.
-pub fn open(url: &str, key_path: Option<&std::path::Path>) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(
+    url: &str,
+    key_path: Option<&std::path::Path>,
+) -> Result<Arc<dyn Store>, StoreError> {
     let memory = url == "memory:" || url == "memory";
-    if url.contains("://") && !url.starts_with("sqlite:") {
+    if url.contains("://") && !url.starts_with("sqlite:") && !is_postgres(url) {
         return Err(StoreError::Url(url.to_owned()));
     }
-    let db = store_path(url);
     let signer = match (key_path, memory) {
         (None, true) => chain::Signer::throwaway(),
         (key, _) => {
@@ -134,7 +205,13 @@ pub fn open(url: &str, key_path: Option<&std::path::Path>) -> Result<Arc<dyn Sto
     if memory {
         return Ok(Arc::new(MemoryStore::new(signer)));
     }
-    Ok(Arc::new(sqlite::SqliteStore::open(db, signer)?))
+    if is_postgres(url) {
+        return Ok(Arc::new(postgres::PgStore::open(url, Some(signer)).await?));
+    }
+    Ok(Arc::new(sqlite::SqliteStore::open(
+        store_path(url),
+        signer,
+    )?))
 }
 
 /// The filesystem path of a `sqlite:` (or bare) store URL.
@@ -142,19 +219,40 @@ pub fn store_path(url: &str) -> &std::path::Path {
     std::path::Path::new(url.strip_prefix("sqlite:").unwrap_or(url))
 }
 
-/// Where the checkpoint key of a store lives unless configured: beside its database.
+/// Where the checkpoint key of a store lives unless configured: beside an SQLite database;
+/// for PostgreSQL, `.gatehouse/checkpoint.key` (replicas sharing a chain must be given one
+/// shared key file).
 pub fn default_key_path(url: &str) -> PathBuf {
+    if is_postgres(url) {
+        return PathBuf::from(".gatehouse/checkpoint.key");
+    }
     sqlite::db_file(store_path(url)).with_file_name("checkpoint.key")
 }
 
-/// Open an existing store for reading (the CLI): nothing is created.
-pub fn open_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Open an existing store for reading and maintenance (the CLI): nothing is created, and
+/// appends fail.
+pub async fn open_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if is_postgres(url) {
+        return Ok(Arc::new(postgres::PgStore::open(url, None).await?));
+    }
     if url.contains("://") && !url.starts_with("sqlite:") || url.starts_with("memory") {
         return Err(StoreError::Url(url.to_owned()));
     }
     Ok(Arc::new(sqlite::SqliteStore::open_read_only(store_path(
         url,
     ))?))
+}
+
+/// Drop whatever a database URL says about its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Records kept in memory (tests, throwaway runs), chained like any store.
@@ -181,7 +279,7 @@ impl MemoryStore {
     #[cfg(test)]
     pub fn recent(&self, limit: usize) -> Vec<Record> {
         let mut v = self
-            .query(&Query {
+            .query_now(&Query {
                 limit: Some(limit),
                 ..Default::default()
             })
@@ -223,7 +321,31 @@ impl Store for MemoryStore {
         rx
     }
 
-    fn query(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
+    fn query(&self, q: Query) -> StoreFuture<Vec<Stored>> {
+        let r = self.query_now(&q);
+        Box::pin(async move { r })
+    }
+
+    fn dump(&self) -> StoreFuture<ChainDump> {
+        let r = self.dump_now();
+        Box::pin(async move { r })
+    }
+
+    fn prune(&self, _before_ms: u64) -> StoreFuture<Pruned> {
+        Box::pin(async {
+            Err(StoreError::Unavailable(
+                "the memory store does not prune".into(),
+            ))
+        })
+    }
+
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+impl MemoryStore {
+    fn query_now(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
         let g = self
             .inner
             .lock()
@@ -246,7 +368,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn dump(&self) -> Result<ChainDump, StoreError> {
+    fn dump_now(&self) -> Result<ChainDump, StoreError> {
         let g = self
             .inner
             .lock()
@@ -274,9 +396,5 @@ impl Store for MemoryStore {
             checkpoints,
             problems: Vec::new(),
         })
-    }
-
-    fn healthy(&self) -> bool {
-        true
     }
 }

@@ -3,7 +3,7 @@
 //! disk. Reads use their own connections and indexed queries, so they stay fast as the log
 //! grows.
 
-use super::{chain, ChainDump, Query, Store, StoreError, Stored};
+use super::{chain, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored};
 use policy_engine::record::Record;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -160,16 +160,6 @@ impl SqliteStore {
             healthy: Arc::new(AtomicBool::new(false)),
         })
     }
-
-    fn reader(&self) -> Result<Connection, StoreError> {
-        let c = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
-        Ok(c)
-    }
 }
 
 /// The writer: takes what is queued (up to a group), commits it in one transaction, then
@@ -254,13 +244,9 @@ fn writer(
                 )?;
                 for (r, _) in &jobs {
                     // A record already stored (a replayed filter event) is not stored twice.
-                    let source = serde_json::to_value(r.source).unwrap_or_default();
-                    let kind = serde_json::to_value(r.kind).unwrap_or_default();
+                    let c = Columns::of(r);
                     let dup: Option<i64> = existing
-                        .query_row(
-                            params![r.request_id, source.as_str(), kind.as_str()],
-                            |row| row.get(0),
-                        )
+                        .query_row(params![c.request_id, c.source, c.kind], |row| row.get(0))
                         .optional()?;
                     if let Some(d) = dup {
                         seqs.push(d as u64);
@@ -273,14 +259,14 @@ fn writer(
                     ins.execute(params![
                         seq as i64,
                         r.time_ms as i64,
-                        r.session,
-                        r.request_id,
-                        source.as_str(),
-                        kind.as_str(),
-                        r.identity.as_ref().map(|i| i.principal.as_str()),
-                        r.policy,
-                        r.decision.verdict,
-                        format!(",{},", r.decision.rules.join(",")),
+                        c.session,
+                        c.request_id,
+                        c.source,
+                        c.kind,
+                        c.principal,
+                        c.policy,
+                        c.verdict,
+                        c.rules,
                         text,
                         prev,
                         hash,
@@ -325,8 +311,8 @@ fn writer(
 
 /// Remove records older than `before_ms`, up to the last checkpoint among them: the
 /// checkpoint is kept, so what remains still verifies (its first record follows a signed
-/// hash). Returns the records removed and the sequence number the log now starts after.
-pub fn prune(path: &Path, before_ms: u64) -> Result<(u64, u64), StoreError> {
+/// hash).
+fn prune(path: &Path, before_ms: u64) -> Result<Pruned, StoreError> {
     let path = db_file(path);
     if !path.is_file() {
         return Err(StoreError::Open {
@@ -348,7 +334,10 @@ pub fn prune(path: &Path, before_ms: u64) -> Result<(u64, u64), StoreError> {
         )
         .map_err(err)?;
     if anchor == 0 {
-        return Ok((0, 0));
+        return Ok(Pruned {
+            removed: 0,
+            anchor: 0,
+        });
     }
     let removed = t
         .execute("DELETE FROM records WHERE seq <= ?1", [anchor])
@@ -356,10 +345,43 @@ pub fn prune(path: &Path, before_ms: u64) -> Result<(u64, u64), StoreError> {
     t.execute("DELETE FROM checkpoints WHERE seq < ?1", [anchor])
         .map_err(err)?;
     t.commit().map_err(err)?;
-    Ok((removed as u64, anchor as u64))
+    Ok(Pruned {
+        removed: removed as u64,
+        anchor: anchor as u64,
+    })
+}
+
+/// Run a blocking read off the async workers.
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> StoreFuture<T> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store read failed: {e}")))?
+    })
 }
 
 impl Store for SqliteStore {
+    fn query(&self, q: Query) -> StoreFuture<Vec<Stored>> {
+        let me = self.read_handle();
+        blocking(move || me.query_blocking(&q))
+    }
+
+    fn dump(&self) -> StoreFuture<ChainDump> {
+        let me = self.read_handle();
+        blocking(move || me.dump_blocking())
+    }
+
+    fn prune(&self, before_ms: u64) -> StoreFuture<Pruned> {
+        let path = self.path.clone();
+        blocking(move || prune(&path, before_ms))
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
         let (tx, rx) = oneshot::channel();
         // Never block the caller (an async worker): a full queue is a store that cannot keep up.
@@ -378,8 +400,44 @@ impl Store for SqliteStore {
         }
         rx
     }
+}
 
-    fn query(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
+/// What reads need of a store: its file.
+struct ReadHandle {
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    fn read_handle(&self) -> ReadHandle {
+        ReadHandle {
+            path: self.path.clone(),
+        }
+    }
+
+    /// Reads, blocking (tests).
+    #[cfg(test)]
+    pub fn query_blocking(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
+        self.read_handle().query_blocking(q)
+    }
+
+    #[cfg(test)]
+    pub fn dump_blocking(&self) -> Result<ChainDump, StoreError> {
+        self.read_handle().dump_blocking()
+    }
+}
+
+impl ReadHandle {
+    fn reader(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        Ok(c)
+    }
+
+    fn query_blocking(&self, q: &Query) -> Result<Vec<Stored>, StoreError> {
         let c = self.reader()?;
         let mut sql = String::from("SELECT seq, hash, record FROM records WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -447,7 +505,7 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn dump(&self) -> Result<ChainDump, StoreError> {
+    fn dump_blocking(&self) -> Result<ChainDump, StoreError> {
         let c = self.reader()?;
         let mut stmt = c
             .prepare(
@@ -464,25 +522,16 @@ impl Store for SqliteStore {
                     hash: r.get(2)?,
                     record: bytes(r, 3)?,
                 };
-                let cols: (
-                    String,
-                    String,
-                    String,
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    String,
-                    String,
-                ) = (
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                );
+                let cols = Columns {
+                    session: r.get(4)?,
+                    request_id: r.get(5)?,
+                    source: r.get(6)?,
+                    kind: r.get(7)?,
+                    principal: r.get(8)?,
+                    policy: r.get(9)?,
+                    verdict: r.get(10)?,
+                    rules: r.get(11)?,
+                };
                 Ok((row, cols))
             })
             .map_err(err)?
@@ -490,34 +539,7 @@ impl Store for SqliteStore {
             .map_err(err)?
             .into_iter()
             .map(|(row, cols)| {
-                // The indexed columns are what filters read: they must say what the chained
-                // record says.
-                if let Ok(rec) = Record::parse(&row.record) {
-                    let want = (
-                        rec.session.clone(),
-                        rec.request_id.clone(),
-                        serde_json::to_value(rec.source)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                            .to_owned(),
-                        serde_json::to_value(rec.kind)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                            .to_owned(),
-                        rec.identity.as_ref().map(|i| i.principal.clone()),
-                        rec.policy.clone(),
-                        rec.decision.verdict.clone(),
-                        format!(",{},", rec.decision.rules.join(",")),
-                    );
-                    if want != cols {
-                        problems.push(format!(
-                            "record {}: its index columns were altered (filters would misread it)",
-                            row.seq
-                        ));
-                    }
-                }
+                cols.check(row.seq, &row.record, &mut problems);
                 row
             })
             .collect();
@@ -541,10 +563,6 @@ impl Store for SqliteStore {
             checkpoints,
             problems,
         })
-    }
-
-    fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
     }
 }
 
@@ -626,7 +644,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Filters and paging.
-        let q = |q: Query| store.query(&q).unwrap();
+        let q = |q: Query| store.query_blocking(&q).unwrap();
         let alice = q(Query {
             principal: Some("alice".into()),
             limit: Some(1000),
@@ -660,7 +678,7 @@ mod tests {
         });
         assert_eq!(window.len(), 10);
         // The chain and its checkpoints verify.
-        let d = store.dump().unwrap();
+        let d = store.dump_blocking().unwrap();
         assert!(!d.checkpoints.is_empty());
         assert_eq!(
             chain::verify(d.rows, &d.checkpoints, &pk).unwrap().records,
@@ -673,7 +691,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let d = store.dump().unwrap();
+        let d = store.dump_blocking().unwrap();
         assert_eq!(
             chain::verify(d.rows, &d.checkpoints, &pk).unwrap_err(),
             "record 42 was modified"
@@ -682,7 +700,7 @@ mod tests {
         c.execute("UPDATE records SET record = (SELECT record FROM records WHERE seq = 41) WHERE seq = 42", []).unwrap();
         c.execute("DELETE FROM records WHERE seq = 100", [])
             .unwrap();
-        let d = store.dump().unwrap();
+        let d = store.dump_blocking().unwrap();
         assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -705,17 +723,17 @@ mod tests {
         // time 1200 include a checkpoint (where groups end depends on timing).
         append(1..=100);
         append(101..=250);
-        let (removed, anchor) = prune(&dir, 1200).unwrap();
+        let Pruned { removed, anchor } = prune(&dir, 1200).unwrap();
         assert!(
             anchor > 0 && anchor < 200 && removed == anchor,
             "{removed} {anchor}"
         );
-        let d = store.dump().unwrap();
+        let d = store.dump_blocking().unwrap();
         assert_eq!(d.rows.first().unwrap().seq, anchor + 1);
         assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_ok());
         // Appends go on from where the chain is.
         append(251..=260);
-        let d = store.dump().unwrap();
+        let d = store.dump_blocking().unwrap();
         assert_eq!(d.rows.last().unwrap().seq, 260);
         assert!(chain::verify(d.rows, &d.checkpoints, &pk).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
