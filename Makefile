@@ -58,6 +58,7 @@ bench:
 	scripts/build-wasm.sh noop-filter
 	$(BIN) bench
 	$(BIN) bench-store
+	scripts/bench-postgres.sh
 	python3 tests/bench_envoy.py
 
 clean:

@@ -117,6 +117,15 @@ def stop(procs):
             p.kill()
 
 
+def start_postgres(root):
+    """A scratch PostgreSQL (scripts/pg.sh) for the full stack's session store."""
+    root.mkdir(exist_ok=True)
+    os.chmod(root, 0o755)  # as root, PostgreSQL runs as `postgres`
+    os.chmod(root.parent, 0o755)
+    return subprocess.run([ROOT / "scripts/pg.sh", "start", root / "data", "21433"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
 def run_wrk(url, token, body_file):
     lua = body_file.with_suffix(".lua")
     lua.write_text(f'wrk.method = "POST"\nwrk.body = io.open("{body_file}"):read("*a")\n'
@@ -180,6 +189,8 @@ def main():
         ("+ Gatehouse filter + ext_proc (full stack, records in memory)", None, bundles["default"], body),
         ("+ Gatehouse filter + ext_proc (full stack, SQLite session store)", None, (bundles["default"], "sqlite"),
          body),
+        ("+ Gatehouse filter + ext_proc (full stack, PostgreSQL session store)", None,
+         (bundles["default"], "postgres"), body),
         ("20 KiB tool schemas: no-op floor", front_config([wasm_filter(NOOP, "")]), None, tools_body),
         ("20 KiB tool schemas: Gatehouse filter, default bundle",
          front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]), None, tools_body),
@@ -197,6 +208,8 @@ def main():
             if isinstance(full, tuple):
                 full, kind = full
                 store = str(tmp / f"store-{len(results)}")
+                if kind == "postgres":
+                    store = start_postgres(tmp / "pg")
             if full is not None:
                 cfg_path = full / "envoy.yaml"
                 env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(full / "handoff.key").read_text().strip())
@@ -223,6 +236,8 @@ def main():
                 time.sleep(0.5)
     finally:
         stop(procs)
+        if (tmp / "pg").exists():
+            subprocess.run([ROOT / "scripts/pg.sh", "stop", tmp / "pg" / "data"], capture_output=True)
     base = results[0]
     floor = results[1]
     lines = [

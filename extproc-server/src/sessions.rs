@@ -429,7 +429,8 @@ async fn replay(
 /// `gatehouse bench-store`: how fast the session store makes records durable.
 #[derive(clap::Args)]
 pub struct BenchStoreArgs {
-    /// Where to write (a scratch directory is best; it is not cleaned up).
+    /// Where to write: a scratch directory (emptied first, left behind), or the URL of a
+    /// scratch PostgreSQL database (`scripts/bench-postgres.sh` makes one).
     #[arg(long, default_value = "/tmp/gatehouse-bench-store")]
     store: String,
     /// Records to append.
@@ -479,8 +480,21 @@ fn sample_record(i: usize) -> policy_engine::record::Record {
     }
 }
 
+/// The bytes PostgreSQL uses for the records table and its indexes.
+async fn postgres_size(url: &str) -> anyhow::Result<u64> {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let n: i64 = c
+        .query_one("SELECT pg_total_relation_size('gatehouse.records')", &[])
+        .await?
+        .get(0);
+    Ok(n as u64)
+}
+
 pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
-    let _ = std::fs::remove_dir_all(&a.store);
+    if !a.store.contains("://") {
+        let _ = std::fs::remove_dir_all(&a.store);
+    }
     let s = store::open(&a.store, None).await?;
     let started = std::time::Instant::now();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -512,9 +526,13 @@ pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
             .copied()
             .unwrap_or(0)
     };
-    let size = std::fs::metadata(std::path::Path::new(&a.store).join("sessions.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = if a.store.starts_with("postgres") {
+        postgres_size(&a.store).await.unwrap_or(0)
+    } else {
+        std::fs::metadata(std::path::Path::new(&a.store).join("sessions.db"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     println!(
         "session store {}: {} records, {} appenders: {:.0} records/s; acknowledgement p50 {} us, p99 {} us; {:.0} bytes/record on disk",
         a.store,
