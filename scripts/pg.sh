@@ -26,6 +26,7 @@ as_owner() {
 case $cmd in
   start)
     port=${3:?port}
+    [ -L "$dir" ] && { echo "pg.sh: $dir is a symlink; refusing" >&2; exit 2; }
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then

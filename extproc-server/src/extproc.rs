@@ -671,7 +671,11 @@ impl Shared {
             Err(e) if self.continues_unrecorded(x) => {
                 self.records_lost
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(request_id = %x.request_id, error = %e, "session record lost (policy continues while the store is down)");
+                let (principal, policy) = x
+                    .handoff
+                    .as_ref()
+                    .map_or(("", ""), |h| (h.principal.as_str(), h.policy.as_str()));
+                tracing::warn!(request_id = %x.request_id, principal, policy, records = n, error = %e, "session record lost (policy continues while the store is down)");
                 Ok(())
             }
             r => r,

@@ -79,7 +79,12 @@ struct ServeArgs {
     /// The session store: `sqlite:PATH` or a directory (the embedded SQLite store),
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (shared by replicas), or `memory:`
     /// (records lost at exit).
-    #[arg(long, env = "GATEHOUSE_STORE", default_value = ".gatehouse/store")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_STORE",
+        hide_env_values = true,
+        default_value = ".gatehouse/store"
+    )]
     store: String,
     /// The key that signs checkpoints of the session chain (created 0600 when missing;
     /// default: `checkpoint.key` beside an SQLite database, `.gatehouse/checkpoint.key`

@@ -7,7 +7,12 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct StoreArgs {
     /// The session store (`sqlite:PATH`, a directory, or `memory:`).
-    #[arg(long, env = "GATEHOUSE_STORE", default_value = ".gatehouse/store")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_STORE",
+        hide_env_values = true,
+        default_value = ".gatehouse/store"
+    )]
     store: String,
     /// The checkpoint signing key (default: `checkpoint.key` beside the database).
     #[arg(long, env = "GATEHOUSE_CHECKPOINT_KEY_FILE")]
@@ -535,7 +540,7 @@ pub async fn bench_store(a: BenchStoreArgs) -> anyhow::Result<()> {
     };
     println!(
         "session store {}: {} records, {} appenders: {:.0} records/s; acknowledgement p50 {} us, p99 {} us; {:.0} bytes/record on disk",
-        a.store,
+        store::redact_url(&a.store),
         lat.len(),
         a.concurrency,
         lat.len() as f64 / secs,

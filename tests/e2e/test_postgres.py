@@ -2,6 +2,7 @@
 (scripts/pg.sh): two gateway replicas -- each a real Envoy with the filter and a Gatehouse
 server -- append to one chain and both serve reads; a store that goes away fails requests
 closed, or lets them through and counts the loss where a policy chose availability."""
+import base64
 import json
 import os
 import pathlib
@@ -237,3 +238,29 @@ def test_store_down_fails_closed_unless_the_policy_continues_and_counts(pg, repl
     rid = r.headers["x-gatehouse-request-id"]
     out = gatehouse("sessions", "show", rid, "--store", pg.url)
     assert out.returncode == 0 and "erin" in out.stdout, out.stderr
+
+
+def test_a_caller_with_an_oversized_principal_is_recorded_and_spoils_no_one_elses_record(pg, replicas, workdir):
+    """A token claim can be any size; an index entry cannot. The record keeps the whole
+    principal, the index column a bounded prefix, and the requests around it are unaffected."""
+    a, _ = replicas
+    # Incompressible and over PostgreSQL's ~2.7 KB index entry limit, within the token limit.
+    big = base64.urlsafe_b64encode(os.urandom(3600)).decode()
+    tokens = [a.token(big, groups=("eng",)), a.token("frank", groups=("eng",))]
+    results = []
+
+    def call(t):
+        r = a.post("/v1/chat/completions", chat("hello"), token=t)
+        results.append((r.status_code, r.headers.get("x-gatehouse-request-id")))
+
+    threads = [threading.Thread(target=call, args=(tokens[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s for s, _ in results] == [200] * 8
+    for _, rid in results:
+        out = gatehouse("sessions", "show", rid, "--store", pg.url)
+        assert out.returncode == 0, out.stderr
+    out = gatehouse("sessions", "verify", "--store", pg.url, "--public-key", public_key(workdir))
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -125,18 +125,35 @@ pub struct Columns {
     pub rules: String,
 }
 
+/// Longest value an index column holds (the record keeps the whole value).
+pub const MAX_COLUMN_BYTES: usize = 512;
+
+/// A value as an index column holds it: without NUL (which PostgreSQL text refuses) and at
+/// most [`MAX_COLUMN_BYTES`] (a token's claim can be any size; an index entry cannot).
+fn column(v: &str) -> String {
+    let mut s: String = v.chars().filter(|&c| c != '\0').collect();
+    if s.len() > MAX_COLUMN_BYTES {
+        let mut end = MAX_COLUMN_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
 impl Columns {
     pub fn of(r: &Record) -> Columns {
         let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         Columns {
-            session: r.session.clone(),
-            request_id: r.request_id.clone(),
+            session: column(&r.session),
+            request_id: column(&r.request_id),
             source: name(serde_json::to_value(r.source).unwrap_or_default()),
             kind: name(serde_json::to_value(r.kind).unwrap_or_default()),
-            principal: r.identity.as_ref().map(|i| i.principal.clone()),
-            policy: r.policy.clone(),
-            verdict: r.decision.verdict.clone(),
-            rules: format!(",{},", r.decision.rules.join(",")),
+            principal: r.identity.as_ref().map(|i| column(&i.principal)),
+            policy: r.policy.as_deref().map(column),
+            verdict: column(&r.decision.verdict),
+            rules: column(&format!(",{},", r.decision.rules.join(","))),
         }
     }
 
@@ -187,7 +204,7 @@ pub async fn open(
 ) -> Result<Arc<dyn Store>, StoreError> {
     let memory = url == "memory:" || url == "memory";
     if url.contains("://") && !url.starts_with("sqlite:") && !is_postgres(url) {
-        return Err(StoreError::Url(url.to_owned()));
+        return Err(StoreError::Url(redact_url(url)));
     }
     let signer = match (key_path, memory) {
         (None, true) => chain::Signer::throwaway(),
@@ -236,25 +253,38 @@ pub async fn open_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(postgres::PgStore::open(url, None).await?));
     }
     if url.contains("://") && !url.starts_with("sqlite:") || url.starts_with("memory") {
-        return Err(StoreError::Url(url.to_owned()));
+        return Err(StoreError::Url(redact_url(url)));
     }
     Ok(Arc::new(sqlite::SqliteStore::open_read_only(store_path(
         url,
     ))?))
 }
 
-/// Drop whatever a database URL says about its password, for messages and logs.
+/// A store URL fit for messages and logs: a password in the authority or in a `password`
+/// parameter is replaced by `***`.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
         }
         _ => url.to_owned(),
+    };
+    if let Some(q) = out.find('?') {
+        let params: Vec<String> = out[q + 1..]
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out = format!("{}?{}", &out[..q], params.join("&"));
     }
+    out
 }
-
 /// Records kept in memory (tests, throwaway runs), chained like any store.
 pub struct MemoryStore {
     inner: Mutex<(Vec<chain::Row>, Vec<chain::Checkpoint>)>,
@@ -396,5 +426,31 @@ impl MemoryStore {
             checkpoints,
             problems: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        use super::redact_url as r;
+        assert_eq!(
+            r("postgres://u:s3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            r("postgres://u@h/db?password=s3cret&sslmode=disable"),
+            "postgres://u@h/db?password=***&sslmode=disable"
+        );
+        assert_eq!(r("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(r("sqlite:.gatehouse/store"), "sqlite:.gatehouse/store");
+    }
+
+    #[test]
+    fn index_columns_hold_no_nul_and_stay_bounded() {
+        let long = "é".repeat(400);
+        let c = super::column(&long);
+        assert!(c.len() <= super::MAX_COLUMN_BYTES && long.starts_with(&c));
+        assert_eq!(super::column("a\0b"), "ab");
     }
 }

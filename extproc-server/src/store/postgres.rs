@@ -88,6 +88,42 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Why a write failed: the database refused some record's data (a value it cannot hold),
+/// or the store itself failed (connection, timeout, lock).
+enum WriteError {
+    Data(StoreError),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // SQLSTATE classes 22 (data exception), 23 (integrity), 54 (program limit, e.g. an
+        // index row too large): the data, not the store.
+        let data = e
+            .code()
+            .is_some_and(|c| matches!(&c.code()[..2], "22" | "23" | "54"));
+        if data {
+            WriteError::Data(err(e))
+        } else {
+            WriteError::Store(err(e))
+        }
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+impl WriteError {
+    fn into_inner(self) -> StoreError {
+        match self {
+            WriteError::Data(e) | WriteError::Store(e) => e,
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,7 +149,7 @@ async fn tail(t: &tokio_postgres::Transaction<'_>) -> Result<(i64, String), toki
         "SELECT seq, hash FROM gatehouse.checkpoints ORDER BY seq DESC LIMIT 1",
     ] {
         if let Some(r) = t.query_opt(sql, &[]).await? {
-            return Ok((r.get(0), r.get(1)));
+            return Ok((r.try_get(0)?, r.try_get(1)?));
         }
     }
     Ok((0, chain::GENESIS.to_owned()))
@@ -124,8 +160,17 @@ async fn last_signed(t: &tokio_postgres::Transaction<'_>) -> Result<i64, tokio_p
         "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM gatehouse.checkpoints",
         &[],
     )
-    .await
-    .map(|r| r.get(0))
+    .await?
+    .try_get(0)
+}
+
+/// Begin a READ COMMITTED transaction (whatever the database's default), so each statement
+/// after the chain lock sees what was committed before the lock was granted.
+async fn begin(c: &mut Client) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
 }
 
 impl PgStore {
@@ -143,7 +188,19 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        config.application_name("gatehouse");
+        // Server-side bounds, so a replica that hangs or is cut off mid-transaction cannot
+        // hold the chain lock (or a backend) for long; commits are durable whatever the
+        // database's default; functions resolve in pg_catalog first (no shadowing by objects
+        // other roles create in `public`).
+        let options = format!(
+            "{} -c lock_timeout=5000 -c statement_timeout=30000 -c idle_in_transaction_session_timeout=10000 -c synchronous_commit=on -c search_path=pg_catalog",
+            config.get_options().unwrap_or_default()
+        );
+        config
+            .options(options.trim())
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(15))
+            .application_name("gatehouse");
         let client = connect(&config)
             .await
             .map_err(|e| open_err(e.to_string()))?;
@@ -158,7 +215,19 @@ impl PgStore {
                 client: Some(client),
                 last_checkpoint: Instant::now(),
             };
-            tokio::spawn(w.run(rx));
+            let h = healthy.clone();
+            tokio::spawn(async move {
+                use futures::FutureExt;
+                // Appends fail once the writer is gone; health must say so.
+                if std::panic::AssertUnwindSafe(w.run(rx))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("session store writer panicked");
+                }
+                h.store(false, Ordering::Relaxed);
+            });
             tx
         });
         Ok(PgStore {
@@ -194,18 +263,19 @@ async fn migrate(client: &Client, create: bool) -> Result<(), String> {
         .query_one("SELECT to_regclass('gatehouse.meta') IS NOT NULL", &[])
         .await
         .map_err(e)?
-        .get(0);
+        .try_get(0)
+        .map_err(e)?;
     if !exists && !create {
         return Err("no session store in this database (no `gatehouse` schema)".into());
     }
     if create {
         client
-            .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
+            .execute("SELECT pg_advisory_lock($1::BIGINT)", &[&SCHEMA_LOCK])
             .await
             .map_err(e)?;
         let made = client.batch_execute(SCHEMA).await.map_err(e);
         let unlock = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+            .execute("SELECT pg_advisory_unlock($1::BIGINT)", &[&SCHEMA_LOCK])
             .await
             .map_err(e);
         made?;
@@ -225,7 +295,9 @@ async fn migrate(client: &Client, create: bool) -> Result<(), String> {
         )
         .await
         .map_err(e)?
-        .map(|r| r.get(0));
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(e)?;
     match version.as_deref() {
         Some(SCHEMA_VERSION) => Ok(()),
         other => Err(format!(
@@ -252,8 +324,7 @@ impl Writer {
                 Ok(None) => break,
                 Err(_) => {
                     // Idle: sign a quiet tail, and find out whether a failed store came back.
-                    let r = self.bounded(false, &[]).await;
-                    self.note(r.as_ref().map(|_| ()));
+                    let _ = self.bounded(false, &[]).await;
                     continue;
                 }
             };
@@ -274,45 +345,60 @@ impl Writer {
                 tokio::task::yield_now().await;
             }
             let records: Vec<&Record> = jobs.iter().map(|(r, _)| r).collect();
-            let r = self.bounded(true, &records).await;
-            self.note(r.as_ref().map(|_| ()));
-            match r {
-                Ok(seqs) => {
-                    for ((_, ack), seq) in jobs.into_iter().zip(seqs) {
-                        let _ = ack.send(Ok(seq));
+            let results: Vec<Result<u64, StoreError>> = match self.bounded(true, &records).await {
+                Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+                // A record the database cannot hold fails alone: the rest of its group is
+                // written one by one.
+                Err(WriteError::Data(_)) if records.len() > 1 => {
+                    let mut out = Vec::with_capacity(records.len());
+                    for r in &records {
+                        out.push(
+                            self.bounded(true, &[r])
+                                .await
+                                .map(|s| s.first().copied().unwrap_or(0))
+                                .map_err(WriteError::into_inner),
+                        );
                     }
+                    out
                 }
                 Err(e) => {
-                    for (_, ack) in jobs {
-                        let _ = ack.send(Err(e.clone()));
-                    }
+                    let e = e.into_inner();
+                    records.iter().map(|_| Err(e.clone())).collect()
                 }
+            };
+            drop(records);
+            for ((_, ack), r) in jobs.into_iter().zip(results) {
+                let _ = ack.send(r);
             }
         }
     }
 
-    fn note(&mut self, r: Result<(), &StoreError>) {
-        match r {
-            Ok(()) => {
+    /// One transaction with a deadline. A connection that failed or hung is dropped, so the
+    /// next attempt reconnects; the store is reported unavailable until a write succeeds. A
+    /// record the database refuses as data says nothing about the store's health.
+    async fn bounded(&mut self, append: bool, records: &[&Record]) -> Result<Vec<u64>, WriteError> {
+        let r = tokio::time::timeout(WRITE_TIMEOUT, self.transact(append, records))
+            .await
+            .unwrap_or_else(|_| {
+                Err(WriteError::Store(err(
+                    "the session store did not answer in time",
+                )))
+            });
+        match &r {
+            Ok(_) => {
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("session store available again");
                 }
             }
-            Err(e) => {
+            Err(WriteError::Data(e)) => {
+                tracing::warn!(error = %e, "the session store refused a record's data");
+            }
+            Err(WriteError::Store(e)) => {
+                self.client = None;
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::error!(error = %e, "session store unavailable");
                 }
             }
-        }
-    }
-
-    /// One transaction with a deadline; a connection that failed or hung is dropped, so the
-    /// next attempt reconnects.
-    async fn bounded(&mut self, append: bool, records: &[&Record]) -> Result<Vec<u64>, StoreError> {
-        let r = tokio::time::timeout(WRITE_TIMEOUT, self.transact(append, records)).await;
-        let r = r.unwrap_or_else(|_| Err(err("the session store did not answer in time")));
-        if r.is_err() {
-            self.client = None;
         }
         r
     }
@@ -321,18 +407,17 @@ impl Writer {
         &mut self,
         append: bool,
         records: &[&Record],
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<u64>, WriteError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(connect(&self.config).await?);
         }
         let Some(client) = self.client.as_mut() else {
-            return Err(err("no connection"));
+            return Err(WriteError::Store(err("no connection")));
         };
-        let t = client.transaction().await.map_err(err)?;
-        t.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
-            .await
-            .map_err(err)?;
-        let (mut seq, mut prev) = tail(&t).await.map_err(err)?;
+        let t = begin(client).await?;
+        t.execute("SELECT pg_advisory_xact_lock($1::BIGINT)", &[&CHAIN_LOCK])
+            .await?;
+        let (mut seq, mut prev) = tail(&t).await?;
         let mut seqs = Vec::with_capacity(records.len());
         if append {
             let cols: Vec<Columns> = records.iter().map(|r| Columns::of(r)).collect();
@@ -341,13 +426,15 @@ impl Writer {
             let mut known: HashMap<(String, String, String), u64> = HashMap::new();
             for row in t
                 .query(
-                    "SELECT request_id, source, kind, seq FROM gatehouse.records WHERE request_id = ANY($1)",
+                    "SELECT request_id, source, kind, seq FROM gatehouse.records WHERE request_id = ANY($1::TEXT[])",
                     &[&ids],
                 )
-                .await
-                .map_err(err)?
+                .await?
             {
-                known.insert((row.get(0), row.get(1), row.get(2)), row.get::<_, i64>(3) as u64);
+                known.insert(
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?),
+                    row.try_get::<_, i64>(3)? as u64,
+                );
             }
             let mut rows = Rows::default();
             for (r, c) in records.iter().zip(cols) {
@@ -359,7 +446,7 @@ impl Writer {
                 seq += 1;
                 let bytes = r.canonical();
                 let hash = chain::link(&prev, seq as u64, &bytes);
-                let text = String::from_utf8(bytes).map_err(err)?;
+                let text = String::from_utf8(bytes).map_err(|e| WriteError::Data(err(e)))?;
                 rows.push(
                     seq,
                     r.time_ms,
@@ -372,10 +459,10 @@ impl Writer {
                 seqs.push(seq as u64);
             }
             if !rows.seq.is_empty() {
-                rows.insert(&t).await.map_err(err)?;
+                rows.insert(&t).await?;
             }
         }
-        let signed = last_signed(&t).await.map_err(err)?;
+        let signed = last_signed(&t).await?;
         // The first records are signed at once: a log always has a checkpoint, so one with
         // none had its checkpoints deleted.
         let due = seq > signed
@@ -387,10 +474,9 @@ impl Writer {
                 "INSERT INTO gatehouse.checkpoints (seq, hash, key_id, signature, time_ms) VALUES ($1, $2, $3, $4, $5)",
                 &[&seq, &prev, &self.signer.key_id(), &self.signer.sign(seq as u64, &prev), &now_ms()],
             )
-            .await
-            .map_err(err)?;
+            .await?;
         }
-        t.commit().await.map_err(err)?;
+        t.commit().await?;
         if due {
             self.last_checkpoint = Instant::now();
         }
@@ -475,6 +561,61 @@ impl Param {
     }
 }
 
+/// The whole chain as a verifier reads it.
+async fn read_chain(
+    t: &tokio_postgres::Transaction<'_>,
+) -> Result<ChainDump, tokio_postgres::Error> {
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    for r in t
+        .query(
+            "SELECT seq, prev_hash, hash, record, session, request_id, source, kind, principal, policy, verdict, rules
+             FROM gatehouse.records ORDER BY seq",
+            &[],
+        )
+        .await?
+    {
+        let row = chain::Row {
+            seq: r.try_get::<_, i64>(0)? as u64,
+            prev_hash: r.try_get(1)?,
+            hash: r.try_get(2)?,
+            record: r.try_get::<_, String>(3)?.into_bytes(),
+        };
+        let cols = Columns {
+            session: r.try_get(4)?,
+            request_id: r.try_get(5)?,
+            source: r.try_get(6)?,
+            kind: r.try_get(7)?,
+            principal: r.try_get(8)?,
+            policy: r.try_get(9)?,
+            verdict: r.try_get(10)?,
+            rules: r.try_get(11)?,
+        };
+        cols.check(row.seq, &row.record, &mut problems);
+        rows.push(row);
+    }
+    let mut checkpoints = Vec::new();
+    for r in t
+        .query(
+            "SELECT seq, hash, key_id, signature FROM gatehouse.checkpoints ORDER BY seq",
+            &[],
+        )
+        .await?
+    {
+        checkpoints.push(chain::Checkpoint {
+            seq: r.try_get::<_, i64>(0)? as u64,
+            hash: r.try_get(1)?,
+            key_id: r.try_get(2)?,
+            signature: r.try_get(3)?,
+        });
+    }
+    Ok(ChainDump {
+        rows,
+        checkpoints,
+        problems,
+    })
+}
+
 /// The SQL and parameters of a read.
 fn select(q: &Query) -> (String, Vec<Param>) {
     let mut sql = String::from("SELECT seq, hash, record FROM gatehouse.records WHERE TRUE");
@@ -538,10 +679,10 @@ impl Store for PgStore {
             let rows = c.query(&sql, &params).await.map_err(err)?;
             rows.iter()
                 .map(|r| {
-                    let text: &str = r.get(2);
+                    let text: &str = r.try_get(2).map_err(err)?;
                     Ok(Stored {
-                        seq: r.get::<_, i64>(0) as u64,
-                        hash: r.get(1),
+                        seq: r.try_get::<_, i64>(0).map_err(err)? as u64,
+                        hash: r.try_get(1).map_err(err)?,
                         record: Record::parse(text.as_bytes()).map_err(err)?,
                     })
                 })
@@ -550,60 +691,21 @@ impl Store for PgStore {
     }
 
     fn dump(&self) -> StoreFuture<ChainDump> {
-        let reader = self.reader();
+        let config = self.config.clone();
         Box::pin(async move {
-            let c = reader.await?;
-            let mut problems = Vec::new();
-            let rows = c
-                .query(
-                    "SELECT seq, prev_hash, hash, record, session, request_id, source, kind, principal, policy, verdict, rules
-                     FROM gatehouse.records ORDER BY seq",
-                    &[],
-                )
+            // Records and checkpoints from one snapshot: a checkpoint committed between two
+            // reads would look like deleted records.
+            let mut c = connect(&config).await?;
+            let t = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
                 .await
-                .map_err(err)?
-                .iter()
-                .map(|r| {
-                    let row = chain::Row {
-                        seq: r.get::<_, i64>(0) as u64,
-                        prev_hash: r.get(1),
-                        hash: r.get(2),
-                        record: r.get::<_, String>(3).into_bytes(),
-                    };
-                    let cols = Columns {
-                        session: r.get(4),
-                        request_id: r.get(5),
-                        source: r.get(6),
-                        kind: r.get(7),
-                        principal: r.get(8),
-                        policy: r.get(9),
-                        verdict: r.get(10),
-                        rules: r.get(11),
-                    };
-                    cols.check(row.seq, &row.record, &mut problems);
-                    row
-                })
-                .collect();
-            let checkpoints = c
-                .query(
-                    "SELECT seq, hash, key_id, signature FROM gatehouse.checkpoints ORDER BY seq",
-                    &[],
-                )
-                .await
-                .map_err(err)?
-                .iter()
-                .map(|r| chain::Checkpoint {
-                    seq: r.get::<_, i64>(0) as u64,
-                    hash: r.get(1),
-                    key_id: r.get(2),
-                    signature: r.get(3),
-                })
-                .collect();
-            Ok(ChainDump {
-                rows,
-                checkpoints,
-                problems,
-            })
+                .map_err(err)?;
+            let dump = read_chain(&t).await.map_err(err);
+            let _ = t.rollback().await;
+            dump
         })
     }
 
@@ -612,20 +714,25 @@ impl Store for PgStore {
         Box::pin(async move {
             // A connection of its own: the prune's lock waits for appends in flight.
             let mut c = connect(&config).await?;
-            let t = c.transaction().await.map_err(err)?;
-            t.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
+            let t = begin(&mut c).await.map_err(err)?;
+            t.execute("SELECT pg_advisory_xact_lock($1::BIGINT)", &[&CHAIN_LOCK])
                 .await
                 .map_err(err)?;
             let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+            // Up to the last checkpoint before the first record made at or after the cutoff:
+            // a record with a later time (another clock, a long answer) never goes because an
+            // older one follows it.
             let anchor: i64 = t
                 .query_one(
                     "SELECT COALESCE(MAX(c.seq), 0)::BIGINT FROM gatehouse.checkpoints c
-                     JOIN gatehouse.records r ON r.seq = c.seq WHERE r.time_ms < $1",
+                     JOIN gatehouse.records r ON r.seq = c.seq
+                     WHERE c.seq < COALESCE((SELECT MIN(seq) FROM gatehouse.records WHERE time_ms >= $1), 9223372036854775807)",
                     &[&before],
                 )
                 .await
                 .map_err(err)?
-                .get(0);
+                .try_get(0)
+                .map_err(err)?;
             if anchor == 0 {
                 return Ok(Pruned {
                     removed: 0,

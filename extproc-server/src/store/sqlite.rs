@@ -326,9 +326,13 @@ fn prune(path: &Path, before_ms: u64) -> Result<Pruned, StoreError> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err)?;
     let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+    // Up to the last checkpoint before the first record made at or after the cutoff: a
+    // record with a later time (a long answer, another clock) never goes because an older
+    // one follows it.
     let anchor: i64 = t
         .query_row(
-            "SELECT COALESCE(MAX(c.seq), 0) FROM checkpoints c JOIN records r ON r.seq = c.seq WHERE r.time_ms < ?1",
+            "SELECT COALESCE(MAX(c.seq), 0) FROM checkpoints c JOIN records r ON r.seq = c.seq
+             WHERE c.seq < COALESCE((SELECT MIN(seq) FROM records WHERE time_ms >= ?1), 9223372036854775807)",
             [before],
             |r| r.get(0),
         )
@@ -506,7 +510,10 @@ impl ReadHandle {
     }
 
     fn dump_blocking(&self) -> Result<ChainDump, StoreError> {
-        let c = self.reader()?;
+        let mut c = self.reader()?;
+        // Records and checkpoints from one snapshot: a checkpoint committed between two
+        // reads would look like deleted records.
+        let c = c.transaction().map_err(err)?;
         let mut stmt = c
             .prepare(
                 "SELECT seq, prev_hash, hash, record, session, request_id, source, kind, principal, policy, verdict, rules
