@@ -147,5 +147,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/sessions", get(sessions))
         .route("/v1/sessions/{session}", get(session))
         .route("/healthz", get(health))
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::review::router(shared))
 }

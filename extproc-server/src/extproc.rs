@@ -32,6 +32,8 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub handoff_key: Vec<u8>,
     pub store: Arc<dyn Store>,
+    /// Requests held on this server, waiting for their approvals.
+    pub approvals: crate::approvals::Hub,
     /// Records not stored because the store was down and the policy chose to continue.
     pub records_lost: std::sync::atomic::AtomicU64,
 }
@@ -42,6 +44,7 @@ impl Shared {
             engine,
             handoff_key,
             store,
+            approvals: Default::default(),
             records_lost: Default::default(),
         }
     }
@@ -64,13 +67,13 @@ pub struct Exchange {
     /// The route's API (error shape) and the model it names, once the route is known.
     api: Option<Api>,
     route_model: Option<String>,
-    request_id: String,
+    pub(crate) request_id: String,
     client_request_id: Option<String>,
     session: String,
     started: Option<std::time::Instant>,
     started_ms: u64,
     content_encoding: Option<String>,
-    decision: Option<record::DecisionPart>,
+    pub(crate) decision: Option<record::DecisionPart>,
     model: Option<String>,
     /// The request body as recorded (redacted), when the policy records prompts.
     prompt: Option<Value>,
@@ -87,6 +90,8 @@ pub struct Exchange {
     tally: crate::mask::Tally,
     response_chunks: usize,
     sse: Option<crate::sse::SseMasker>,
+    /// A pending approval this request waits for (created by the body's decision).
+    pub(crate) hold: Option<crate::approvals::Approval>,
 }
 
 /// A header's value as bytes (Envoy sends `raw_value`; older versions `value`).
@@ -147,8 +152,14 @@ impl Exchange {
         self.api.unwrap_or(Api::ChatCompletions)
     }
 
+    /// The request ends refused, before the upstream.
+    pub(crate) fn finish_refused(&mut self, status: u16) {
+        self.status = Some(status);
+        self.kind = Some(record::Kind::Refusal);
+    }
+
     /// A refusal in the API's shape, naming the request id.
-    fn refuse(&self, status: u16, code: &str, message: &str) -> ProcessingResponse {
+    pub(crate) fn refuse(&self, status: u16, code: &str, message: &str) -> ProcessingResponse {
         let msg = if self.request_id.is_empty() {
             message.to_owned()
         } else {
@@ -237,6 +248,7 @@ impl Shared {
             decision: d,
             response: None,
             duration_ms: None,
+            approval: None,
         }
     }
 
@@ -396,6 +408,35 @@ impl Shared {
         x.model = ex.model.clone();
         x.decision = Some(record::DecisionPart::from_decision(&d, "policy"));
         match d.enforced() {
+            policy_engine::Verdict::RequireApproval if approval_spec(cp, &d).is_some() => {
+                let rule = d.rules.first().cloned().unwrap_or_default();
+                let Some(spec) = approval_spec(cp, &d) else {
+                    return pass;
+                };
+                let summary =
+                    serde_json::to_string(&self.engine.redact_json(cp, &json)).unwrap_or_default();
+                x.hold = Some(crate::approvals::Approval::new(
+                    crate::approvals::NewApproval {
+                        spec,
+                        requester: crate::approvals::Person {
+                            issuer: h.issuer.clone(),
+                            principal: h.principal.clone(),
+                            groups: h.groups.clone(),
+                        },
+                        policy: &h.policy,
+                        rule: &rule,
+                        request_id: &x.request_id,
+                        session: &self.engine.redact_text(Some(&h.policy), &x.session),
+                        method: &x.method,
+                        path: &self.engine.redact_path(Some(&h.policy), &x.path),
+                        digest: crate::approvals::request_digest(&x.method, &x.path, &decoded),
+                        summary: &summary,
+                        now_ms: now_ms(),
+                    },
+                ));
+                // Sent once the approval is granted (see `hold.rs`).
+                pass
+            }
             policy_engine::Verdict::RequireApproval => {
                 let msg = format!(
                     "request needs a reviewer's approval (rule `{}`), and approvals are not enabled on this gateway (request id {})",
@@ -656,6 +697,7 @@ impl Shared {
                 withheld: x.tally.withheld as u64,
             }),
             duration_ms: x.started.map(|t| t.elapsed().as_millis() as u64),
+            approval: None,
         };
         x.pending.push(r);
     }
@@ -705,6 +747,21 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// The approval settings of the rule that asked for approval, when it has them.
+fn approval_spec<'a>(
+    cp: &'a policy_engine::engine::CompiledPolicy,
+    d: &policy_engine::Decision,
+) -> Option<&'a policy_engine::bundle::ApprovalSpec> {
+    let rule = d.rules.first()?;
+    cp.policy
+        .prompt_rules
+        .iter()
+        .find(|r| &r.id == rule)?
+        .approval
+        .as_ref()
+        .filter(|a| a.mode == policy_engine::bundle::ApprovalMode::Hold)
 }
 
 /// The refusal while the session store cannot record.
@@ -773,13 +830,27 @@ impl ExternalProcessor for Service {
                 };
                 // A record is durable before the answer it belongs to goes on; if it cannot
                 // be written, the request fails closed with a clear error.
-                let resp = match shared.persist(&mut x).await {
+                let mut resp = match shared.persist(&mut x).await {
                     Ok(()) => resp,
                     Err(e) => {
+                        x.hold = None;
                         tracing::error!(error = %e, request_id = %x.request_id, "session record not stored; request refused");
                         Ok(x.refuse(503, STORE_UNAVAILABLE, STORE_UNAVAILABLE_MESSAGE))
                     }
                 };
+                // A request that needs approval waits here for it.
+                if let (Some(a), Ok(granted)) = (x.hold.take(), &resp) {
+                    resp = shared
+                        .hold(&mut x, a, granted.clone(), &tx, &mut inbound)
+                        .await;
+                    if resp.is_err() {
+                        break;
+                    }
+                    if let Err(e) = shared.persist(&mut x).await {
+                        tracing::error!(error = %e, request_id = %x.request_id, "session record not stored; request refused");
+                        resp = Ok(x.refuse(503, STORE_UNAVAILABLE, STORE_UNAVAILABLE_MESSAGE));
+                    }
+                }
                 if tx.send(resp).await.is_err() {
                     break;
                 }
@@ -1007,10 +1078,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn approval_topic_is_refused_until_holds_exist_and_prompt_is_recorded_masked() {
-        let (s, store) = shared();
-        let (blob, sig) = handoff(KEY, u64::MAX);
+    /// The approval rule's body: a hold is created (the request waits in `hold.rs`); the
+    /// reviewers' summary and the record hold the prompt masked.
+    fn approval_body(s: &Shared) -> (Exchange, Option<ProcessingResponse>) {
+        let (blob, sig) = handoff_for(KEY, u64::MAX, &s.engine.digest);
         let mut x = Exchange::default();
         s.handle(
             &mut x,
@@ -1025,22 +1096,60 @@ mod tests {
             ),
         );
         let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"merger memo for bob@example.com"}]}"#;
-        let r = s
-            .handle(
-                &mut x,
-                ProcessingRequest {
-                    request: Some(Request::RequestBody(
-                        envoy_types::pb::envoy::service::ext_proc::v3::HttpBody {
-                            body: body.to_vec(),
-                            end_of_stream: true,
-                            ..Default::default()
-                        },
-                    )),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        assert_eq!(status_of(&r), Some(403));
+        let r = s.handle(
+            &mut x,
+            ProcessingRequest {
+                request: Some(Request::RequestBody(
+                    envoy_types::pb::envoy::service::ext_proc::v3::HttpBody {
+                        body: body.to_vec(),
+                        end_of_stream: true,
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            },
+        );
+        (x, r)
+    }
+
+    #[test]
+    fn an_approval_rule_holds_the_request_and_shows_reviewers_a_masked_summary() {
+        let (s, _) = shared();
+        let (x, r) = approval_body(&s);
+        assert_eq!(status_of(&r.unwrap()), None, "nothing answered yet: held");
+        let a = x.hold.expect("a pending approval");
+        assert_eq!(a.state, crate::approvals::State::Pending);
+        assert_eq!(a.rule, "legal-review");
+        assert!(
+            a.summary.contains("merger memo for [EMAIL]"),
+            "{}",
+            a.summary
+        );
+        assert!(!a.summary.contains("bob@example.com"));
+        assert!(a.expires_ms > a.created_ms);
+    }
+
+    #[test]
+    fn an_approval_rule_without_reviewers_refuses_and_records_the_prompt_masked() {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/default.yaml"
+        ))
+        .unwrap();
+        let start = src.find("        approval:\n").unwrap();
+        let end = src[start..].find("          mode: hold\n").unwrap()
+            + start
+            + "          mode: hold\n".len();
+        let src = format!("{}{}", &src[..start], &src[end..]);
+        let store = Arc::new(MemoryStore::for_tests());
+        let s = Shared::new(
+            Arc::new(Engine::from_source(&src).unwrap()),
+            KEY.to_vec(),
+            store.clone(),
+        );
+        let (mut x, r) = approval_body(&s);
+        assert_eq!(status_of(&r.unwrap()), Some(403));
+        assert!(x.hold.is_none());
         flush(&s, &mut x);
         let rec = store.recent(1).pop().unwrap();
         assert_eq!(rec.decision.verdict, "require_approval");

@@ -1,11 +1,15 @@
 //! `gatehouse`: the ext_proc server, the demo upstream, and the CLI.
 
 mod api;
+mod approvals;
+mod approvals_cmd;
 mod cli;
 mod demo;
 mod extproc;
+mod hold;
 mod mask;
 mod policy_cmd;
+mod review;
 mod sessions;
 mod sse;
 mod store;
@@ -53,6 +57,11 @@ enum Cmd {
     Bench(cli::BenchArgs),
     /// Measure how fast the session store makes records durable.
     BenchStore(sessions::BenchStoreArgs),
+    /// Review approval holds (list, show, approve, deny) through the server's API.
+    Approvals {
+        #[command(subcommand)]
+        cmd: approvals_cmd::ApprovalsCmd,
+    },
     /// Read and verify the session log.
     Sessions {
         #[command(subcommand)]
@@ -209,6 +218,10 @@ async fn main() -> std::process::ExitCode {
         Cmd::Bench(a) => cli::bench(a),
         Cmd::BenchStore(a) => sessions::bench_store(a).await,
         Cmd::Eval { corpus } => cli::eval(&corpus),
+        Cmd::Approvals { cmd } => match approvals_cmd::run(cmd) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Cmd::Sessions { cmd } => match sessions::run(cmd).await {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -482,6 +482,7 @@ fn sample_record(i: usize) -> policy_engine::record::Record {
             ..Default::default()
         }),
         duration_ms: Some(3),
+        approval: None,
     }
 }
 

@@ -300,6 +300,7 @@ impl Gate {
             decision,
             response: None,
             duration_ms: None,
+            approval: None,
         };
         serde_json::to_value(&r).unwrap_or_default()
     }

@@ -66,7 +66,11 @@ pub struct Audit {
 
 impl Audit {
     pub fn admits(&self, c: &crate::Caller) -> bool {
-        self.principals.contains(&c.principal) || c.groups.iter().any(|g| self.groups.contains(g))
+        self.admits_parts(&c.principal, &c.groups)
+    }
+
+    pub fn admits_parts(&self, principal: &str, groups: &[String]) -> bool {
+        listed(&self.principals, &self.groups, principal, groups)
     }
 }
 
@@ -251,7 +255,73 @@ pub struct PromptRule {
     /// Message returned to the caller when the rule blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who approves a request this `require_approval` rule matched, and how. Without it the
+    /// request is refused with 403 `approval_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
 }
+
+/// How a `require_approval` rule's requests are reviewed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// Who may decide: a caller of a trusted issuer in one of these groups or with one of
+    /// these principals. Never the requester.
+    pub reviewers: Reviewers,
+    /// Distinct reviewers who must approve (any rejection rejects).
+    #[serde(default = "one")]
+    pub approvals: u32,
+    /// How long the approval stays open, in seconds.
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds: u64,
+    #[serde(default)]
+    pub mode: ApprovalMode,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Reviewers {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+}
+
+impl Reviewers {
+    pub fn admits(&self, principal: &str, groups: &[String]) -> bool {
+        listed(&self.principals, &self.groups, principal, groups)
+    }
+}
+
+/// Whether a caller is named, by principal or by one of its groups.
+fn listed(principals: &[String], groups: &[String], principal: &str, of: &[String]) -> bool {
+    principals.iter().any(|p| p == principal) || of.iter().any(|g| groups.contains(g))
+}
+
+/// Whether the caller waits for the decision.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// The request waits in the gateway until a decision or the deadline.
+    #[default]
+    Hold,
+    /// The caller is refused at once with the approval's id; after approval, one identical
+    /// retry by the same caller passes within the time-to-live.
+    Deferred,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_ttl() -> u64 {
+    300
+}
+
+/// The longest hold: Envoy's ext_proc `max_message_timeout` in the shipped configs is 300 s,
+/// and the hold must end (with a decision or an expiry) before it.
+pub const MAX_HOLD_SECONDS: u64 = 280;
+/// The longest a deferred approval stays usable.
+pub const MAX_DEFERRED_SECONDS: u64 = 7 * 24 * 3600;
 
 /// How a masked value is replaced.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

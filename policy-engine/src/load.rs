@@ -189,6 +189,7 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
                 &mut out,
             );
             check_patterns(&rf, &r.literals, &r.regexes, &r.detectors, &mut out);
+            check_approval(&rf, r, &mut out);
         }
         for (j, r) in p.response_masking.iter().enumerate() {
             let rf = format!("{f}.response_masking[{j}]");
@@ -252,6 +253,54 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
 }
 
 /// Route paths are exact: absolute, no query, no escapes, `{model}` only as a whole segment.
+fn check_approval(rf: &str, r: &crate::bundle::PromptRule, out: &mut Vec<(String, String)>) {
+    use crate::bundle::{ApprovalMode, RuleAction, MAX_DEFERRED_SECONDS, MAX_HOLD_SECONDS};
+    let Some(a) = &r.approval else { return };
+    let f = format!("{rf}.approval");
+    if r.action != RuleAction::RequireApproval {
+        out.push((
+            f.clone(),
+            "only a `require_approval` rule takes an approval".into(),
+        ));
+    }
+    if a.reviewers.groups.is_empty() && a.reviewers.principals.is_empty() {
+        out.push((
+            format!("{f}.reviewers"),
+            "name at least one reviewer group or principal".into(),
+        ));
+    }
+    if a.mode == ApprovalMode::Deferred {
+        out.push((
+            format!("{f}.mode"),
+            "`deferred` approvals are not available yet; use `hold`".into(),
+        ));
+    }
+    if a.approvals == 0 || a.approvals > 10 {
+        out.push((format!("{f}.approvals"), "must be between 1 and 10".into()));
+    }
+    let max = match a.mode {
+        ApprovalMode::Hold => MAX_HOLD_SECONDS,
+        ApprovalMode::Deferred => MAX_DEFERRED_SECONDS,
+    };
+    if a.ttl_seconds == 0 || a.ttl_seconds > max {
+        out.push((
+            format!("{f}.ttl_seconds"),
+            format!(
+                "must be between 1 and {max} for mode `{}`{}",
+                serde_json::to_value(a.mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                if a.mode == ApprovalMode::Hold {
+                    " (a held request must end before Envoy's max_message_timeout, 300 s)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+}
+
 fn validate_routes(b: &Bundle, out: &mut Vec<(String, String)>) {
     let paths = b
         .routes

@@ -53,6 +53,32 @@ pub struct Record {
     /// From the request's arrival at the server to the end of the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// A change of an approval (kind `approval`): which one, its new state, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPart>,
+}
+
+/// One state change of an approval. The record's `identity` is who made the change (the
+/// requester when the request was held or given up, the reviewer for a vote); its
+/// `request_id` is `{held request id}/{approval id}/{version}`, so every change is its own
+/// record and the held request's own record stays unique.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPart {
+    pub id: String,
+    /// `pending`, `approved`, `rejected`, `expired`, `cancelled` or `used`.
+    pub state: String,
+    /// The held request.
+    pub request_id: String,
+    /// SHA-256 of the exact request the approval is for.
+    pub digest: String,
+    /// A reviewer's vote, when this change is one: `approve` or `reject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<String>,
+    /// The reviewer's reason, or why the approval ended otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub expires_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +88,8 @@ pub enum Kind {
     Exchange,
     /// A request refused before it reached the upstream.
     Refusal,
+    /// A state change of an approval hold.
+    Approval,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +260,7 @@ mod tests {
             decision: DecisionPart::refusal("unauthenticated", 401, "missing", "no token"),
             response: None,
             duration_ms: None,
+            approval: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod postgres;
 pub mod sqlite;
 
+use crate::approvals::{Approval, State as ApprovalState};
 use policy_engine::record::Record;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -187,6 +188,18 @@ pub trait Store: Send + Sync {
     fn prune(&self, before_ms: u64) -> StoreFuture<Pruned>;
     /// False once the store failed to write: requests are then refused (fail closed).
     fn healthy(&self) -> bool;
+
+    /// Save an approval: insert it when `expected` is `None`, else replace the stored one
+    /// only if it is still at version `expected`. `Ok(false)`: someone changed it first (or,
+    /// for an insert, it exists); read it again and decide again.
+    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool>;
+    fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>>;
+    /// Approvals, newest first, optionally in one state.
+    fn approval_list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> StoreFuture<Vec<Approval>>;
 }
 
 /// Whether a URL names a PostgreSQL store.
@@ -288,6 +301,7 @@ pub fn redact_url(url: &str) -> String {
 /// Records kept in memory (tests, throwaway runs), chained like any store.
 pub struct MemoryStore {
     inner: Mutex<(Vec<chain::Row>, Vec<chain::Checkpoint>)>,
+    approvals: Mutex<Vec<Approval>>,
     signer: chain::Signer,
 }
 
@@ -295,6 +309,7 @@ impl MemoryStore {
     pub fn new(signer: chain::Signer) -> Self {
         MemoryStore {
             inner: Mutex::new((Vec::new(), Vec::new())),
+            approvals: Mutex::new(Vec::new()),
             signer,
         }
     }
@@ -371,6 +386,45 @@ impl Store for MemoryStore {
 
     fn healthy(&self) -> bool {
         true
+    }
+
+    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
+        let mut g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = g.iter().position(|x| x.id == a.id);
+        let done = match (pos, expected) {
+            (None, None) => {
+                g.push(a);
+                true
+            }
+            (Some(i), Some(v)) if g[i].version == v => {
+                g[i] = a;
+                true
+            }
+            _ => false,
+        };
+        Box::pin(async move { Ok(done) })
+    }
+
+    fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
+        let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let a = g.iter().find(|x| x.id == id).cloned();
+        Box::pin(async move { Ok(a) })
+    }
+
+    fn approval_list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> StoreFuture<Vec<Approval>> {
+        let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let v: Vec<Approval> = g
+            .iter()
+            .rev()
+            .filter(|a| state.is_none_or(|s| a.state == s))
+            .take(limit)
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(v) })
     }
 }
 

@@ -13,6 +13,7 @@
 //! The tables live in a schema of their own, `gatehouse`, so the store can share a database.
 
 use super::{chain, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored};
+use crate::approvals::{Approval, State as ApprovalState};
 use policy_engine::record::Record;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,15 @@ CREATE INDEX IF NOT EXISTS records_time ON gatehouse.records(time_ms);
 CREATE INDEX IF NOT EXISTS records_principal ON gatehouse.records(principal, seq);
 CREATE INDEX IF NOT EXISTS records_session ON gatehouse.records(session, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS records_request ON gatehouse.records(request_id, source, kind);
+CREATE TABLE IF NOT EXISTS gatehouse.approvals (
+    id         TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    version    BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS approvals_state ON gatehouse.approvals(state, created_ms);
 CREATE TABLE IF NOT EXISTS gatehouse.checkpoints (
     seq       BIGINT PRIMARY KEY,
     hash      TEXT NOT NULL,
@@ -651,6 +661,77 @@ fn select(q: &Query) -> (String, Vec<Param>) {
 }
 
 impl Store for PgStore {
+    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let body = serde_json::to_string(&a).map_err(err)?;
+            let (version, created, expires) =
+                (a.version as i64, a.created_ms as i64, a.expires_ms as i64);
+            let n = match expected {
+                None => {
+                    c.execute(
+                        "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, body)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                        &[&a.id, &a.state.as_str(), &version, &created, &expires, &body],
+                    )
+                    .await
+                }
+                Some(v) => {
+                    c.execute(
+                        "UPDATE gatehouse.approvals SET state = $2, version = $3, body = $4 WHERE id = $1 AND version = $5",
+                        &[&a.id, &a.state.as_str(), &version, &body, &(v as i64)],
+                    )
+                    .await
+                }
+            }
+            .map_err(err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let row = c
+                .query_opt("SELECT body FROM gatehouse.approvals WHERE id = $1", &[&id])
+                .await
+                .map_err(err)?;
+            row.map(|r| {
+                let b: String = r.try_get(0).map_err(err)?;
+                serde_json::from_str(&b).map_err(err)
+            })
+            .transpose()
+        })
+    }
+
+    fn approval_list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> StoreFuture<Vec<Approval>> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let state = state.map(|s| s.as_str());
+            let limit = limit.min(Query::MAX_LIMIT) as i64;
+            let rows = c
+                .query(
+                    "SELECT body FROM gatehouse.approvals WHERE ($1::TEXT IS NULL OR state = $1) ORDER BY created_ms DESC LIMIT $2",
+                    &[&state, &limit],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    let b: String = r.try_get(0).map_err(err)?;
+                    serde_json::from_str(&b).map_err(err)
+                })
+                .collect()
+        })
+    }
+
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
         let (tx, rx) = oneshot::channel();
         let Some(queue) = &self.tx else {

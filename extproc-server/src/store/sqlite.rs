@@ -4,6 +4,7 @@
 //! grows.
 
 use super::{chain, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored};
+use crate::approvals::{Approval, State as ApprovalState};
 use policy_engine::record::Record;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     signature TEXT NOT NULL,
     time_ms   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    id         TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, created_ms);
 ";
 
 /// A record column as bytes, whether SQLite holds it as text or as a blob.
@@ -355,6 +365,15 @@ fn prune(path: &Path, before_ms: u64) -> Result<Pruned, StoreError> {
     })
 }
 
+/// A connection that writes approvals (records have the writer thread; approvals are few
+/// and written one at a time).
+fn writer_conn(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path).map_err(err)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    c.execute_batch("PRAGMA synchronous=FULL;").map_err(err)?;
+    Ok(c)
+}
+
 /// Run a blocking read off the async workers.
 fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -367,6 +386,71 @@ fn blocking<T: Send + 'static>(
 }
 
 impl Store for SqliteStore {
+    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
+        let path = self.path.clone();
+        blocking(move || {
+            let c = writer_conn(&path)?;
+            let body = serde_json::to_string(&a).map_err(err)?;
+            let n = match expected {
+                None => c.execute(
+                    "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body],
+                ),
+                Some(v) => c.execute(
+                    "UPDATE approvals SET state = ?2, version = ?3, body = ?4 WHERE id = ?1 AND version = ?5",
+                    params![a.id, a.state.as_str(), a.version as i64, body, v as i64],
+                ),
+            }
+            .map_err(err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
+        let me = self.read_handle();
+        blocking(move || {
+            let c = me.reader()?;
+            let body: Option<String> = c
+                .query_row("SELECT body FROM approvals WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(err)?;
+            body.map(|b| serde_json::from_str(&b).map_err(err))
+                .transpose()
+        })
+    }
+
+    fn approval_list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> StoreFuture<Vec<Approval>> {
+        let me = self.read_handle();
+        blocking(move || {
+            let c = me.reader()?;
+            let mut stmt = c
+                .prepare(
+                    "SELECT body FROM approvals WHERE (?1 IS NULL OR state = ?1) ORDER BY created_ms DESC LIMIT ?2",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        state.map(|s| s.as_str()),
+                        limit.min(Query::MAX_LIMIT) as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for b in rows {
+                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
+            }
+            Ok(out)
+        })
+    }
+
     fn query(&self, q: Query) -> StoreFuture<Vec<Stored>> {
         let me = self.read_handle();
         blocking(move || me.query_blocking(&q))
@@ -613,6 +697,7 @@ mod tests {
             },
             response: None,
             duration_ms: None,
+            approval: None,
         }
     }
 

@@ -1,0 +1,467 @@
+//! Approval holds: the approval of one request, its states and the rules of a reviewer's
+//! vote, free of I/O so they are tested natively; and the hub through which a decision made
+//! on this server reaches the request waiting for it.
+//!
+//! States: `pending` until enough distinct reviewers approve (`approved`), one rejects
+//! (`rejected`), the deadline passes (`expired`), the caller goes away (`cancelled`), or an
+//! approved request goes on (`used`). Only `pending` changes by vote; every other state is
+//! final except `approved -> used`.
+
+use policy_engine::bundle::{ApprovalMode, ApprovalSpec, Reviewers};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    Cancelled,
+    Used,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Rejected => "rejected",
+            State::Expired => "expired",
+            State::Cancelled => "cancelled",
+            State::Used => "used",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Pending,
+            State::Approved,
+            State::Rejected,
+            State::Expired,
+            State::Cancelled,
+            State::Used,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// Someone identified by a verified token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub issuer: String,
+    pub principal: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vote {
+    pub reviewer: Person,
+    pub approve: bool,
+    pub reason: String,
+    pub time_ms: u64,
+}
+
+/// One approval, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub id: String,
+    pub state: State,
+    /// Bumped by every change; stores write a change only over the version it was read at.
+    pub version: u64,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub requester: Person,
+    pub policy: String,
+    pub rule: String,
+    pub mode: ApprovalMode,
+    pub request_id: String,
+    pub session: String,
+    /// The held request's method and path (as recorded).
+    pub method: String,
+    pub path: String,
+    /// SHA-256 of the exact request (method, path, body): what the reviewers approve.
+    pub digest: String,
+    /// What the reviewers see of the request: its text as the session log records it
+    /// (blocked values replaced, masking applied), cut to a few hundred characters.
+    pub summary: String,
+    pub reviewers: Reviewers,
+    pub required: u32,
+    #[serde(default)]
+    pub votes: Vec<Vote>,
+    /// Why the approval ended, when it did not end by vote (expiry, cancellation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Why a vote is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoteError {
+    #[error("nobody approves their own request")]
+    OwnRequest,
+    #[error("`{0}` is not a reviewer of this approval")]
+    NotReviewer(String),
+    #[error("`{0}` has already decided on this approval")]
+    AlreadyVoted(String),
+    #[error("the approval is {0}, no longer pending")]
+    NotPending(&'static str),
+    #[error("the approval expired")]
+    Expired,
+    #[error("a reason is required (1 to {MAX_REASON} characters)")]
+    Reason,
+}
+
+/// Longest reason a reviewer may give.
+pub const MAX_REASON: usize = 1000;
+/// Longest summary shown to reviewers.
+pub const MAX_SUMMARY: usize = 600;
+
+/// What a new approval needs to know of its request.
+pub struct NewApproval<'a> {
+    pub spec: &'a ApprovalSpec,
+    pub requester: Person,
+    pub policy: &'a str,
+    pub rule: &'a str,
+    pub request_id: &'a str,
+    pub session: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub digest: String,
+    pub summary: &'a str,
+    pub now_ms: u64,
+}
+
+impl Approval {
+    pub fn new(n: NewApproval<'_>) -> Approval {
+        Approval {
+            id: format!("apr-{}", hex::encode(rand::random::<[u8; 12]>())),
+            state: State::Pending,
+            version: 1,
+            created_ms: n.now_ms,
+            expires_ms: n
+                .now_ms
+                .saturating_add(n.spec.ttl_seconds.saturating_mul(1000)),
+            requester: n.requester,
+            policy: n.policy.to_owned(),
+            rule: n.rule.to_owned(),
+            mode: n.spec.mode,
+            request_id: n.request_id.to_owned(),
+            session: n.session.to_owned(),
+            method: n.method.to_owned(),
+            path: n.path.to_owned(),
+            digest: n.digest,
+            summary: cut(n.summary, MAX_SUMMARY),
+            reviewers: n.spec.reviewers.clone(),
+            required: n.spec.approvals.max(1),
+            votes: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// A reviewer's decision. Changes the state when it settles the approval.
+    pub fn vote(
+        &mut self,
+        reviewer: Person,
+        approve: bool,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<State, VoteError> {
+        if self.expire_if_due(now_ms) {
+            return Err(VoteError::Expired);
+        }
+        if self.state != State::Pending {
+            return Err(VoteError::NotPending(self.state.as_str()));
+        }
+        // The same principal is the same person, whichever trusted issuer vouches for them.
+        if reviewer.principal == self.requester.principal {
+            return Err(VoteError::OwnRequest);
+        }
+        if !self.reviewers.admits(&reviewer.principal, &reviewer.groups) {
+            return Err(VoteError::NotReviewer(reviewer.principal));
+        }
+        if self
+            .votes
+            .iter()
+            .any(|v| v.reviewer.principal == reviewer.principal)
+        {
+            return Err(VoteError::AlreadyVoted(reviewer.principal));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(VoteError::Reason);
+        }
+        self.votes.push(Vote {
+            reviewer,
+            approve,
+            reason: reason.to_owned(),
+            time_ms: now_ms,
+        });
+        if !approve {
+            self.state = State::Rejected;
+        } else if self.votes.iter().filter(|v| v.approve).count() as u32 >= self.required {
+            self.state = State::Approved;
+        }
+        self.version += 1;
+        Ok(self.state)
+    }
+
+    /// A pending approval past its deadline becomes `expired`; true when it did now or was.
+    pub fn expire_if_due(&mut self, now_ms: u64) -> bool {
+        if self.state == State::Pending && now_ms >= self.expires_ms {
+            self.state = State::Expired;
+            self.note = Some("no decision before the deadline".into());
+            self.version += 1;
+        }
+        self.state == State::Expired
+    }
+
+    /// The caller went away while its request was held.
+    pub fn cancel(&mut self, why: &str) -> bool {
+        if self.state != State::Pending {
+            return false;
+        }
+        self.state = State::Cancelled;
+        self.note = Some(why.to_owned());
+        self.version += 1;
+        true
+    }
+
+    /// An approved request went on.
+    pub fn mark_used(&mut self) -> bool {
+        if self.state != State::Approved {
+            return false;
+        }
+        self.state = State::Used;
+        self.version += 1;
+        true
+    }
+
+    /// The reason the caller gets when the approval did not let the request go on.
+    pub fn refusal(&self) -> (u16, &'static str, String) {
+        match self.state {
+            State::Rejected => {
+                let v = self.votes.iter().rev().find(|v| !v.approve);
+                (
+                    403,
+                    "approval_rejected",
+                    format!(
+                        "a reviewer rejected this request (approval {}): {}",
+                        self.id,
+                        v.map_or("", |v| v.reason.as_str())
+                    ),
+                )
+            }
+            State::Expired => (
+                403,
+                "approval_expired",
+                format!(
+                    "no reviewer decided on this request before its deadline (approval {})",
+                    self.id
+                ),
+            ),
+            _ => (
+                403,
+                "approval_not_granted",
+                format!("approval {} is {}", self.id, self.state.as_str()),
+            ),
+        }
+    }
+}
+
+/// The digest of the exact request an approval is for.
+pub fn request_digest(method: &str, path: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"gatehouse/approval-request/v1\n");
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// A string cut to at most `max` characters, marked when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// Where requests held on this server wait for their approval's state to change.
+#[derive(Default)]
+pub struct Hub {
+    waiting: Mutex<HashMap<String, watch::Sender<State>>>,
+}
+
+impl Hub {
+    /// Wait for changes of approval `id` (the receiver sees each new state).
+    pub fn watch(&self, id: &str) -> watch::Receiver<State> {
+        let mut g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        g.entry(id.to_owned())
+            .or_insert_with(|| watch::channel(State::Pending).0)
+            .subscribe()
+    }
+
+    /// Tell a waiting request that its approval changed.
+    pub fn notify(&self, id: &str, state: State) {
+        let g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = g.get(id) {
+            let _ = tx.send(state);
+        }
+    }
+
+    /// The hold ended.
+    pub fn forget(&self, id: &str) {
+        let mut g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        g.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(p: &str, groups: &[&str]) -> Person {
+        Person {
+            issuer: "idp".into(),
+            principal: p.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn approval(required: u32, ttl: u64) -> Approval {
+        let spec = ApprovalSpec {
+            reviewers: Reviewers {
+                groups: vec!["legal".into()],
+                principals: vec!["carol".into()],
+            },
+            approvals: required,
+            ttl_seconds: ttl,
+            mode: ApprovalMode::Hold,
+        };
+        Approval::new(NewApproval {
+            spec: &spec,
+            requester: person("alice", &["eng", "legal"]),
+            policy: "engineering",
+            rule: "legal-review",
+            request_id: "r1",
+            session: "s1",
+            method: "POST",
+            path: "/v1/chat/completions",
+            digest: "d".into(),
+            summary: &"x".repeat(2000),
+            now_ms: 1_000,
+        })
+    }
+
+    #[test]
+    fn one_reviewer_approves_and_the_state_settles() {
+        let mut a = approval(1, 60);
+        assert!(a.id.starts_with("apr-") && a.summary.chars().count() == MAX_SUMMARY + 1);
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "fine", 2_000),
+            Ok(State::Approved)
+        );
+        assert_eq!(
+            a.vote(person("carol", &[]), false, "late", 3_000),
+            Err(VoteError::NotPending("approved"))
+        );
+        assert!(a.mark_used() && !a.mark_used());
+        assert_eq!(a.version, 3);
+    }
+
+    #[test]
+    fn the_requester_and_outsiders_cannot_decide() {
+        let mut a = approval(1, 60);
+        // alice is in `legal` herself: still her own request.
+        assert_eq!(
+            a.vote(person("alice", &["legal"]), true, "me", 2_000),
+            Err(VoteError::OwnRequest)
+        );
+        // Another issuer vouching for the same principal changes nothing.
+        let mut other = person("alice", &["legal"]);
+        other.issuer = "other-idp".into();
+        assert_eq!(a.vote(other, true, "me", 2_000), Err(VoteError::OwnRequest));
+        assert_eq!(
+            a.vote(person("mallory", &["eng"]), true, "ok", 2_000),
+            Err(VoteError::NotReviewer("mallory".into()))
+        );
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "  ", 2_000),
+            Err(VoteError::Reason)
+        );
+        assert_eq!(a.state, State::Pending);
+        assert_eq!(a.version, 1, "refused votes change nothing");
+        // A principal named as reviewer needs no group.
+        assert_eq!(
+            a.vote(person("carol", &[]), true, "ok", 2_000),
+            Ok(State::Approved)
+        );
+    }
+
+    #[test]
+    fn two_approvals_need_two_distinct_reviewers_and_one_rejection_rejects() {
+        let mut a = approval(2, 60);
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "ok", 2_000),
+            Ok(State::Pending)
+        );
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "again", 2_100),
+            Err(VoteError::AlreadyVoted("bob".into()))
+        );
+        assert_eq!(
+            a.vote(person("dave", &["legal"]), true, "ok", 2_200),
+            Ok(State::Approved)
+        );
+        let mut b = approval(2, 60);
+        b.vote(person("bob", &["legal"]), true, "ok", 2_000)
+            .unwrap();
+        assert_eq!(
+            b.vote(person("dave", &["legal"]), false, "not this one", 2_100),
+            Ok(State::Rejected)
+        );
+        let (status, code, msg) = b.refusal();
+        assert_eq!((status, code), (403, "approval_rejected"));
+        assert!(msg.contains("not this one") && msg.contains(&b.id));
+    }
+
+    #[test]
+    fn deadlines_and_cancellation_end_only_pending_approvals() {
+        let mut a = approval(1, 5);
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "ok", 6_000),
+            Err(VoteError::Expired)
+        );
+        assert_eq!(a.state, State::Expired);
+        assert_eq!(a.refusal().1, "approval_expired");
+        assert!(!a.cancel("gone"));
+        let mut b = approval(1, 5);
+        assert!(b.cancel("the caller disconnected"));
+        assert_eq!(b.state, State::Cancelled);
+        assert!(!b.expire_if_due(10_000));
+    }
+
+    #[tokio::test]
+    async fn the_hub_wakes_the_waiting_request() {
+        let hub = Hub::default();
+        let mut rx = hub.watch("apr-1");
+        hub.notify("apr-2", State::Rejected); // someone else's
+        hub.notify("apr-1", State::Approved);
+        rx.changed().await.unwrap();
+        assert_eq!(*rx.borrow(), State::Approved);
+        hub.forget("apr-1");
+    }
+}

@@ -1,0 +1,272 @@
+//! Holding a request for approval inside its ext_proc stream.
+//!
+//! The request body's decision created a pending approval (`Exchange::hold`). The stream then
+//! stores it (and its record), tells Envoy to wait longer than its `message_timeout`
+//! (`override_message_timeout`, bounded by the filter's `max_message_timeout`), and waits for
+//! the first of: a decision made on this server (the [`Hub`](crate::approvals::Hub)), one made
+//! on another replica (the store is read again every second), the deadline, or the caller
+//! going away (Envoy ends the stream). Approval lets the original request go on unchanged;
+//! anything else answers the caller in the API's own error shape.
+
+use crate::approvals::{Approval, Person, State, Vote};
+use crate::extproc::{Exchange, Shared};
+use crate::store::StoreError;
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use policy_engine::record;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+/// Envoy's timer runs this much past the approval's deadline, so the expiry answer (ours)
+/// arrives before Envoy gives up on the processor.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// How often a held request reads its approval again (decisions made on other replicas).
+const POLL: Duration = Duration::from_secs(1);
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    /// The record of one change of an approval, made by `actor`.
+    pub fn approval_record(
+        &self,
+        a: &Approval,
+        actor: &Person,
+        vote: Option<&Vote>,
+    ) -> record::Record {
+        let reason = vote.map(|v| v.reason.clone()).or_else(|| a.note.clone());
+        record::Record {
+            v: record::RECORD_VERSION,
+            kind: record::Kind::Approval,
+            source: record::Source::Server,
+            time_ms: now_ms(),
+            session: a.session.clone(),
+            request_id: format!("{}/{}/{}", a.request_id, a.id, a.version),
+            client_request_id: None,
+            identity: Some(record::Identity {
+                issuer: actor.issuer.clone(),
+                principal: actor.principal.clone(),
+                groups: actor.groups.clone(),
+            }),
+            policy: Some(a.policy.clone()),
+            bundle: self.engine.digest.clone(),
+            api: None,
+            model: None,
+            request: record::RequestPart {
+                method: a.method.clone(),
+                path: a.path.clone(),
+                body: None,
+            },
+            decision: record::DecisionPart {
+                rules: vec![a.rule.clone()],
+                ..record::DecisionPart::refusal(
+                    "require_approval",
+                    0,
+                    "approval",
+                    &format!("approval {} is {}", a.id, a.state.as_str()),
+                )
+            },
+            response: None,
+            duration_ms: None,
+            approval: Some(record::ApprovalPart {
+                id: a.id.clone(),
+                state: a.state.as_str().to_owned(),
+                request_id: a.request_id.clone(),
+                digest: a.digest.clone(),
+                vote: vote.map(|v| if v.approve { "approve" } else { "reject" }.to_owned()),
+                reason,
+                expires_ms: a.expires_ms,
+            }),
+        }
+    }
+
+    /// Store a change of an approval read at `expected` and its record (durable before
+    /// anyone is told). `Ok(false)`: someone else changed it first.
+    pub async fn save_change(
+        &self,
+        a: &Approval,
+        expected: Option<u64>,
+        actor: &Person,
+        vote: Option<&Vote>,
+    ) -> Result<bool, StoreError> {
+        if !self.store.approval_save(a.clone(), expected).await? {
+            return Ok(false);
+        }
+        let r = self.approval_record(a, actor, vote);
+        match tokio::time::timeout(Duration::from_secs(10), self.store.append(r)).await {
+            Ok(Ok(res)) => res.map(|_| true),
+            _ => Err(StoreError::Unavailable(
+                "the approval's record was not stored".into(),
+            )),
+        }
+    }
+
+    /// Apply `change` to the stored approval until it sticks (or no longer applies).
+    /// Returns the approval as stored afterwards.
+    pub async fn change_approval(
+        &self,
+        id: &str,
+        actor: &Person,
+        change: impl Fn(&mut Approval) -> bool,
+    ) -> Result<Option<Approval>, StoreError> {
+        for _ in 0..5 {
+            let Some(mut a) = self.store.approval_get(id.to_owned()).await? else {
+                return Ok(None);
+            };
+            let read = a.version;
+            if !change(&mut a) {
+                return Ok(Some(a));
+            }
+            if self.save_change(&a, Some(read), actor, None).await? {
+                self.approvals.notify(id, a.state);
+                return Ok(Some(a));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the approval kept changing under this update".into(),
+        ))
+    }
+
+    /// Hold the request of `x` until `a` is decided. `granted` is what lets the request go on.
+    pub async fn hold(
+        &self,
+        x: &mut Exchange,
+        a: Approval,
+        granted: ProcessingResponse,
+        tx: &mpsc::Sender<Result<ProcessingResponse, Status>>,
+        inbound: &mut Streaming<ProcessingRequest>,
+    ) -> Result<ProcessingResponse, Status> {
+        let requester = a.requester.clone();
+        let id = a.id.clone();
+        let mut rx = self.approvals.watch(&id);
+        let stored = self.save_change(&a, None, &requester, None).await;
+        if !matches!(stored, Ok(true)) {
+            self.approvals.forget(&id);
+            tracing::error!(request_id = %x.request_id, "approval not stored; request refused");
+            return Ok(self.end_hold(
+                x,
+                503,
+                "session_store_unavailable",
+                "the gateway cannot record this approval (session store unavailable); retry later",
+            ));
+        }
+        tracing::info!(request_id = %x.request_id, approval = %id, rule = %a.rule, "request held for approval");
+        let remaining = Duration::from_millis(a.expires_ms.saturating_sub(now_ms()));
+        let extend = ProcessingResponse {
+            override_message_timeout: prost_duration(remaining + DEADLINE_MARGIN),
+            ..Default::default()
+        };
+        if tx.send(Ok(extend)).await.is_err() {
+            self.give_up(&id, &requester, "the caller went away").await;
+            return Err(Status::cancelled("caller went away"));
+        }
+        let deadline = tokio::time::Instant::now() + remaining;
+        let mut poll = tokio::time::interval(POLL);
+        let mut hub_open = true;
+        let outcome = loop {
+            tokio::select! {
+                r = rx.changed(), if hub_open => hub_open = r.is_ok(),
+                _ = poll.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                m = inbound.message() => match m {
+                    Ok(Some(_)) => {
+                        // Nothing else comes while the body is unanswered; ignore it.
+                        tracing::warn!(request_id = %x.request_id, "unexpected message during a hold");
+                    }
+                    _ => {
+                        self.give_up(&id, &requester, "the caller went away").await;
+                        self.approvals.forget(&id);
+                        if let Some(d) = x.decision.as_mut() {
+                            d.enforced = "block".into();
+                            d.status = 499;
+                            d.reason = "approval_cancelled".into();
+                            d.message = "the caller went away while the request was held".into();
+                        }
+                        x.finish_refused(499);
+                        return Err(Status::cancelled("caller went away"));
+                    }
+                },
+            }
+            let now = now_ms();
+            let current = self
+                .change_approval(&id, &requester, |a| {
+                    let read = a.version;
+                    a.expire_if_due(now);
+                    a.version != read
+                })
+                .await;
+            match current {
+                Ok(Some(a)) if a.state == State::Pending => continue,
+                Ok(Some(a)) => break Ok(a),
+                Ok(None) => break Err("the approval disappeared from the store"),
+                Err(e) => {
+                    tracing::warn!(error = %e, approval = %id, "reading a held approval failed");
+                    if tokio::time::Instant::now() >= deadline + DEADLINE_MARGIN / 2 {
+                        break Err("the session store is unavailable");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        self.approvals.forget(&id);
+        let a = match outcome {
+            Ok(a) => a,
+            Err(why) => return Ok(self.end_hold(x, 503, "session_store_unavailable", why)),
+        };
+        if a.state == State::Approved {
+            let used = self
+                .change_approval(&id, &requester, Approval::mark_used)
+                .await;
+            if matches!(&used, Ok(Some(u)) if u.state == State::Used) {
+                if let Some(d) = x.decision.as_mut() {
+                    d.enforced = "allow".into();
+                    d.status = 200;
+                    d.reason = "approved".into();
+                    d.message = format!("approved (approval {id})");
+                }
+                tracing::info!(request_id = %x.request_id, approval = %id, "approved; request goes on");
+                return Ok(granted);
+            }
+            return Ok(self.end_hold(
+                x,
+                503,
+                "session_store_unavailable",
+                "the approval could not be recorded as used; retry",
+            ));
+        }
+        let (status, code, msg) = a.refusal();
+        Ok(self.end_hold(x, status, code, &msg))
+    }
+
+    /// The caller left: a pending approval is cancelled (recorded).
+    async fn give_up(&self, id: &str, requester: &Person, why: &str) {
+        let r = self.change_approval(id, requester, |a| a.cancel(why)).await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, approval = %id, "cancelling an approval failed");
+        }
+    }
+
+    /// End a hold with a refusal: the exchange's record says so.
+    fn end_hold(&self, x: &mut Exchange, status: u16, code: &str, msg: &str) -> ProcessingResponse {
+        if let Some(d) = x.decision.as_mut() {
+            d.enforced = "block".into();
+            d.status = status;
+            d.reason = code.to_owned();
+            d.message = msg.to_owned();
+        }
+        x.finish_refused(status);
+        self.record(x);
+        x.refuse(status, code, msg)
+    }
+}
+
+fn prost_duration(d: Duration) -> Option<envoy_types::pb::google::protobuf::Duration> {
+    Some(envoy_types::pb::google::protobuf::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    })
+}
