@@ -264,3 +264,30 @@ def test_a_caller_with_an_oversized_principal_is_recorded_and_spoils_no_one_else
         assert out.returncode == 0, out.stderr
     out = gatehouse("sessions", "verify", "--store", pg.url, "--public-key", public_key(workdir))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_an_approval_decided_on_one_replica_releases_the_hold_on_the_other(pg, replicas):
+    a, b = replicas
+    marker = f"merger-{os.urandom(4).hex()}"
+    done = {}
+
+    def ask():
+        done["r"] = a.post("/v1/chat/completions", chat(f"merger memo ({marker})", model="gpt-4o"),
+                           token=a.token("hana", groups=("eng",)))
+
+    t = threading.Thread(target=ask)
+    t.start()
+    reviewer = b.token("ivan", groups=("legal",))
+    hdr = {"authorization": f"Bearer {reviewer}"}
+    deadline = time.time() + 10
+    found = []
+    while not found and time.time() < deadline:
+        r = requests.get(f"{b.api}/v1/approvals", params={"state": "pending"}, headers=hdr, timeout=5)
+        found = [x for x in r.json() if marker in x["summary"]]
+        time.sleep(0.1)
+    assert found, "replica b does not see the approval held on replica a"
+    r = requests.post(f"{b.api}/v1/approvals/{found[0]['id']}/approve", json={"reason": "ok from b"},
+                      headers=hdr, timeout=5)
+    assert r.status_code == 200, r.text
+    t.join(15)
+    assert done["r"].status_code == 200, done["r"].text
