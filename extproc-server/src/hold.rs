@@ -22,6 +22,22 @@ use tonic::{Status, Streaming};
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 /// How often a held request reads its approval again (decisions made on other replicas).
 const POLL: Duration = Duration::from_secs(1);
+/// How often the server holding a request says it is alive ...
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// ... and after how long without that a pending hold is taken for dead (its server stopped:
+/// the caller's stream died with it) and cancelled.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// How often each server looks for such holds.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The gateway itself, as the actor of changes no person made (a dead hold cancelled).
+fn gateway() -> Person {
+    Person {
+        issuer: "gatehouse".into(),
+        principal: "gatehouse-server".into(),
+        groups: Vec::new(),
+    }
+}
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -167,6 +183,7 @@ impl Shared {
         let deadline = tokio::time::Instant::now() + remaining;
         let mut poll = tokio::time::interval(POLL);
         let mut hub_open = true;
+        let mut touched = tokio::time::Instant::now();
         let outcome = loop {
             tokio::select! {
                 r = rx.changed(), if hub_open => hub_open = r.is_ok(),
@@ -192,6 +209,12 @@ impl Shared {
                 },
             }
             let now = now_ms();
+            if touched.elapsed() >= HEARTBEAT {
+                touched = tokio::time::Instant::now();
+                if let Err(e) = self.store.approval_touch(id.clone(), now).await {
+                    tracing::warn!(error = %e, approval = %id, "approval heartbeat failed");
+                }
+            }
             let current = self
                 .change_approval(&id, &requester, |a| {
                     let read = a.version;
@@ -240,6 +263,38 @@ impl Shared {
         }
         let (status, code, msg) = a.refusal();
         Ok(self.end_hold(x, status, code, &msg))
+    }
+
+    /// Cancel pending holds whose server stopped saying it is alive (it stopped, and the
+    /// caller's stream with it): each gets its `cancelled` record.
+    pub async fn sweep_dead_holds(&self) {
+        let before = now_ms().saturating_sub(STALE_AFTER.as_millis() as u64);
+        let stale = match self.store.approval_stale(before).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for dead holds failed");
+                return;
+            }
+        };
+        for a in stale
+            .into_iter()
+            .filter(|a| a.mode == policy_engine::bundle::ApprovalMode::Hold)
+        {
+            let r = self
+                .change_approval(&a.id, &gateway(), |a| {
+                    a.cancel("the server holding the request stopped")
+                })
+                .await;
+            match r {
+                Ok(Some(x)) if x.state == State::Cancelled => {
+                    tracing::info!(approval = %a.id, request_id = %a.request_id, "dead hold cancelled")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, approval = %a.id, "cancelling a dead hold failed")
+                }
+            }
+        }
     }
 
     /// The caller left: a pending approval is cancelled (recorded).

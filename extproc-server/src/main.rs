@@ -128,6 +128,16 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         key.trim().as_bytes().to_vec(),
         store.clone(),
     ));
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(hold::SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                shared.sweep_dead_holds().await;
+            }
+        });
+    }
     if let Some(days) = a.retention_days {
         tokio::spawn(retention(store.clone(), days));
     }

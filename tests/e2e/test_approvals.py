@@ -212,3 +212,39 @@ def test_two_approvals_need_two_distinct_reviewers_and_a_hold_expires(strict):
     assert held.response.json()["error"]["code"] == "approval_expired"
     assert api(strict, bob, "GET", f"/v1/approvals/{a['id']}").json()["state"] == "expired"
     assert not received(strict, marker)
+
+
+def test_a_server_restart_mid_hold_loses_no_approval_and_cancels_the_dead_hold(stack):
+    """The server holding a request dies (kill -9): the caller's request fails closed, the
+    approval and its records survive the restart, and the hold nobody waits for any more is
+    cancelled (with a record) instead of lingering as pending."""
+    import os
+    import signal
+    from conftest import wait_http
+    marker = f"merger-{uuid.uuid4().hex[:8]}"
+    bob = stack.token("bob", groups=("legal",))
+    held = Held(stack, stack.token("jan", groups=("eng",)), f"merger ({marker})")
+    a = pending_for(stack, bob, marker)
+    server = stack.procs[1]
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+    held.join(15)
+    assert held.error is not None or held.response.status_code >= 500
+    assert not received(stack, marker)
+    log = open(stack.dir / "stack.log", "a")
+    stack.procs[1] = stack.start_server(log)
+    wait_http(f"{stack.api}/healthz")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        state = api(stack, bob, "GET", f"/v1/approvals/{a['id']}").json()["state"]
+        if state != "pending":
+            break
+        time.sleep(0.5)
+    assert state == "cancelled"
+    recs = [r for r in stack.sessions(limit=500) if (r.get("approval") or {}).get("id") == a["id"]]
+    assert sorted(r["approval"]["state"] for r in recs) == ["cancelled", "pending"]
+    cancelled = next(r for r in recs if r["approval"]["state"] == "cancelled")
+    assert cancelled["identity"]["principal"] == "gatehouse-server"
+    assert "stopped" in cancelled["approval"]["reason"]
+    r = api(stack, bob, "POST", f"/v1/approvals/{a['id']}/approve", json={"reason": "too late"})
+    assert r.status_code == 409

@@ -200,6 +200,10 @@ pub trait Store: Send + Sync {
         state: Option<ApprovalState>,
         limit: usize,
     ) -> StoreFuture<Vec<Approval>>;
+    /// The server holding a request for approval `id` is alive (not a change: no version).
+    fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()>;
+    /// Pending approvals whose holder last said it was alive before `before_ms`.
+    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>>;
 }
 
 /// Whether a URL names a PostgreSQL store.
@@ -301,7 +305,8 @@ pub fn redact_url(url: &str) -> String {
 /// Records kept in memory (tests, throwaway runs), chained like any store.
 pub struct MemoryStore {
     inner: Mutex<(Vec<chain::Row>, Vec<chain::Checkpoint>)>,
-    approvals: Mutex<Vec<Approval>>,
+    /// Approvals with the time their holder last said it was alive.
+    approvals: Mutex<Vec<(Approval, u64)>>,
     signer: chain::Signer,
 }
 
@@ -390,14 +395,15 @@ impl Store for MemoryStore {
 
     fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
         let mut g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
-        let pos = g.iter().position(|x| x.id == a.id);
+        let pos = g.iter().position(|x| x.0.id == a.id);
         let done = match (pos, expected) {
             (None, None) => {
-                g.push(a);
+                let t = a.created_ms;
+                g.push((a, t));
                 true
             }
-            (Some(i), Some(v)) if g[i].version == v => {
-                g[i] = a;
+            (Some(i), Some(v)) if g[i].0.version == v => {
+                g[i].0 = a;
                 true
             }
             _ => false,
@@ -407,7 +413,7 @@ impl Store for MemoryStore {
 
     fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
         let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
-        let a = g.iter().find(|x| x.id == id).cloned();
+        let a = g.iter().find(|x| x.0.id == id).map(|x| x.0.clone());
         Box::pin(async move { Ok(a) })
     }
 
@@ -420,9 +426,28 @@ impl Store for MemoryStore {
         let v: Vec<Approval> = g
             .iter()
             .rev()
+            .map(|x| &x.0)
             .filter(|a| state.is_none_or(|s| a.state == s))
             .take(limit)
             .cloned()
+            .collect();
+        Box::pin(async move { Ok(v) })
+    }
+
+    fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {
+        let mut g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = g.iter_mut().find(|x| x.0.id == id) {
+            x.1 = now_ms;
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+        let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let v: Vec<Approval> = g
+            .iter()
+            .filter(|x| x.0.state == ApprovalState::Pending && x.1 < before_ms)
+            .map(|x| x.0.clone())
             .collect();
         Box::pin(async move { Ok(v) })
     }

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS gatehouse.approvals (
     version    BIGINT NOT NULL,
     created_ms BIGINT NOT NULL,
     expires_ms BIGINT NOT NULL,
+    heartbeat_ms BIGINT NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON gatehouse.approvals(state, created_ms);
@@ -671,8 +672,8 @@ impl Store for PgStore {
             let n = match expected {
                 None => {
                     c.execute(
-                        "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, body)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body)
+                         VALUES ($1, $2, $3, $4, $5, $4, $6) ON CONFLICT (id) DO NOTHING",
                         &[&a.id, &a.state.as_str(), &version, &created, &expires, &body],
                     )
                     .await
@@ -749,6 +750,40 @@ impl Store for PgStore {
             }
         }
         rx
+    }
+
+    fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            c.execute(
+                "UPDATE gatehouse.approvals SET heartbeat_ms = $2 WHERE id = $1",
+                &[&id, &(now_ms as i64)],
+            )
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let rows = c
+                .query(
+                    "SELECT body FROM gatehouse.approvals WHERE state = 'pending' AND heartbeat_ms < $1 LIMIT 1000",
+                    &[&i64::try_from(before_ms).unwrap_or(i64::MAX)],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    let b: String = r.try_get(0).map_err(err)?;
+                    serde_json::from_str(&b).map_err(err)
+                })
+                .collect()
+        })
     }
 
     fn query(&self, q: Query) -> StoreFuture<Vec<Stored>> {

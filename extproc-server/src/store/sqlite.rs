@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     version    INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
+    heartbeat_ms INTEGER NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, created_ms);
@@ -393,7 +394,7 @@ impl Store for SqliteStore {
             let body = serde_json::to_string(&a).map_err(err)?;
             let n = match expected {
                 None => c.execute(
-                    "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)",
                     params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body],
                 ),
                 Some(v) => c.execute(
@@ -442,6 +443,39 @@ impl Store for SqliteStore {
                     ],
                     |r| r.get::<_, String>(0),
                 )
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for b in rows {
+                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {
+        let path = self.path.clone();
+        blocking(move || {
+            writer_conn(&path)?
+                .execute(
+                    "UPDATE approvals SET heartbeat_ms = ?2 WHERE id = ?1",
+                    params![id, now_ms as i64],
+                )
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+        let me = self.read_handle();
+        blocking(move || {
+            let c = me.reader()?;
+            let mut stmt = c
+                .prepare("SELECT body FROM approvals WHERE state = 'pending' AND heartbeat_ms < ?1 LIMIT 1000")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([i64::try_from(before_ms).unwrap_or(i64::MAX)], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(err)?;
             let mut out = Vec::new();
             for b in rows {
