@@ -136,6 +136,7 @@ async fn health(State(s): State<Arc<Shared>>) -> Response {
             "status": if store { "ok" } else { "store_unavailable" },
             "bundle": s.engine.digest,
             "records_lost": lost,
+            "held_requests": s.approvals.held(),
         })),
     )
         .into_response()

@@ -9,6 +9,7 @@
 
 use policy_engine::bundle::{ApprovalMode, ApprovalSpec, Reviewers};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -69,6 +70,29 @@ pub struct Vote {
     pub time_ms: u64,
 }
 
+/// What one matched rule asks for: `required` distinct approvals from its reviewers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub rule: String,
+    pub reviewers: Reviewers,
+    pub required: u32,
+}
+
+impl Requirement {
+    /// Whether `p` may review for this requirement of a request made by `requester`: named
+    /// by principal or group, and vouched for by an issuer the rule trusts for reviews
+    /// (by default the requester's own).
+    pub fn admits(&self, p: &Person, requester: &Person) -> bool {
+        let issuer_ok = if self.reviewers.issuers.is_empty() {
+            p.issuer == requester.issuer
+        } else {
+            self.reviewers.issuers.contains(&p.issuer)
+        };
+        issuer_ok && self.reviewers.admits(&p.principal, &p.groups)
+    }
+}
+
 /// One approval, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +105,8 @@ pub struct Approval {
     pub expires_ms: u64,
     pub requester: Person,
     pub policy: String,
-    pub rule: String,
+    /// Every matched rule that asks for approval, each with its reviewers: all must be met.
+    pub requirements: Vec<Requirement>,
     pub mode: ApprovalMode,
     pub request_id: String,
     pub session: String,
@@ -90,11 +115,16 @@ pub struct Approval {
     pub path: String,
     /// SHA-256 of the exact request (method, path, body): what the reviewers approve.
     pub digest: String,
-    /// What the reviewers see of the request: its text as the session log records it
-    /// (blocked values replaced, masking applied), cut to a few hundred characters.
+    /// What the reviewers see of the request in a list: its text as the session log
+    /// records it (blocked values replaced, masking applied), cut to a few hundred characters.
     pub summary: String,
-    pub reviewers: Reviewers,
-    pub required: u32,
+    /// Where the rules matched (`rule at field`), so reviewers look at the right place.
+    #[serde(default)]
+    pub matched: Vec<String>,
+    /// The whole request as the session log records it (absent when it is too large to
+    /// keep here; the session log has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
     #[serde(default)]
     pub votes: Vec<Vote>,
     /// Why the approval ended, when it did not end by vote (expiry, cancellation).
@@ -124,43 +154,64 @@ pub const MAX_REASON: usize = 1000;
 /// Longest summary shown to reviewers.
 pub const MAX_SUMMARY: usize = 600;
 
+/// The largest request body an approval keeps for its reviewers (serialised).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
 /// What a new approval needs to know of its request.
 pub struct NewApproval<'a> {
-    pub spec: &'a ApprovalSpec,
+    /// Each matched approval rule with its settings.
+    pub specs: Vec<(&'a str, &'a ApprovalSpec)>,
     pub requester: Person,
     pub policy: &'a str,
-    pub rule: &'a str,
     pub request_id: &'a str,
     pub session: &'a str,
     pub method: &'a str,
     pub path: &'a str,
     pub digest: String,
     pub summary: &'a str,
+    pub matched: Vec<String>,
+    pub request: Option<Value>,
     pub now_ms: u64,
 }
 
 impl Approval {
     pub fn new(n: NewApproval<'_>) -> Approval {
+        // The strictest deadline of the matched rules applies.
+        let ttl = n
+            .specs
+            .iter()
+            .map(|(_, s)| s.ttl_seconds)
+            .min()
+            .unwrap_or(0);
+        let request = n
+            .request
+            .filter(|v| serde_json::to_vec(v).map_or(0, |b| b.len()) <= MAX_REQUEST_BYTES);
         Approval {
             id: format!("apr-{}", hex::encode(rand::random::<[u8; 12]>())),
             state: State::Pending,
             version: 1,
             created_ms: n.now_ms,
-            expires_ms: n
-                .now_ms
-                .saturating_add(n.spec.ttl_seconds.saturating_mul(1000)),
+            expires_ms: n.now_ms.saturating_add(ttl.saturating_mul(1000)),
             requester: n.requester,
             policy: n.policy.to_owned(),
-            rule: n.rule.to_owned(),
-            mode: n.spec.mode,
+            requirements: n
+                .specs
+                .iter()
+                .map(|(rule, s)| Requirement {
+                    rule: (*rule).to_owned(),
+                    reviewers: s.reviewers.clone(),
+                    required: s.approvals.max(1),
+                })
+                .collect(),
+            mode: ApprovalMode::Hold,
             request_id: n.request_id.to_owned(),
             session: n.session.to_owned(),
             method: n.method.to_owned(),
             path: n.path.to_owned(),
             digest: n.digest,
             summary: cut(n.summary, MAX_SUMMARY),
-            reviewers: n.spec.reviewers.clone(),
-            required: n.spec.approvals.max(1),
+            matched: n.matched,
+            request,
             votes: Vec::new(),
             note: None,
         }
@@ -184,7 +235,7 @@ impl Approval {
         if reviewer.principal == self.requester.principal {
             return Err(VoteError::OwnRequest);
         }
-        if !self.reviewers.admits(&reviewer.principal, &reviewer.groups) {
+        if !self.may_review(&reviewer) {
             return Err(VoteError::NotReviewer(reviewer.principal));
         }
         if self
@@ -206,11 +257,29 @@ impl Approval {
         });
         if !approve {
             self.state = State::Rejected;
-        } else if self.votes.iter().filter(|v| v.approve).count() as u32 >= self.required {
+        } else if self.requirements.iter().all(|req| {
+            self.votes
+                .iter()
+                .filter(|v| v.approve && req.admits(&v.reviewer, &self.requester))
+                .count() as u32
+                >= req.required
+        }) {
             self.state = State::Approved;
         }
         self.version += 1;
         Ok(self.state)
+    }
+
+    /// Whether `p` reviews for at least one of the matched rules.
+    pub fn may_review(&self, p: &Person) -> bool {
+        self.requirements
+            .iter()
+            .any(|r| r.admits(p, &self.requester))
+    }
+
+    /// The rules this approval is for.
+    pub fn rules(&self) -> Vec<String> {
+        self.requirements.iter().map(|r| r.rule.clone()).collect()
     }
 
     /// A pending approval past its deadline becomes `expired`; true when it did now or was.
@@ -299,33 +368,79 @@ fn cut(s: &str, max: usize) -> String {
     out
 }
 
+/// Most requests one principal may have held on one server at once ...
+pub const MAX_HOLDS_PER_PRINCIPAL: usize = 20;
+/// ... and most held on one server in all.
+pub const MAX_HOLDS: usize = 2000;
+
 /// Where requests held on this server wait for their approval's state to change.
 #[derive(Default)]
 pub struct Hub {
-    waiting: Mutex<HashMap<String, watch::Sender<State>>>,
+    inner: Mutex<HubInner>,
+}
+
+#[derive(Default)]
+struct HubInner {
+    waiting: HashMap<String, watch::Sender<State>>,
+    per_principal: HashMap<String, usize>,
+}
+
+/// A place in the hub; leaving it (however the hold ends) frees it.
+pub struct Place<'a> {
+    hub: &'a Hub,
+    id: String,
+    principal: String,
+    pub rx: watch::Receiver<State>,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut g = self.hub.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.waiting.remove(&self.id);
+        if let Some(n) = g.per_principal.get_mut(&self.principal) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                g.per_principal.remove(&self.principal);
+            }
+        }
+    }
 }
 
 impl Hub {
-    /// Wait for changes of approval `id` (the receiver sees each new state).
-    pub fn watch(&self, id: &str) -> watch::Receiver<State> {
-        let mut g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        g.entry(id.to_owned())
-            .or_insert_with(|| watch::channel(State::Pending).0)
-            .subscribe()
+    /// Wait here for changes of approval `id`; `None` when `principal` already has
+    /// [`MAX_HOLDS_PER_PRINCIPAL`] requests held, or the server [`MAX_HOLDS`].
+    pub fn enter(&self, id: &str, principal: &str) -> Option<Place<'_>> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = g.per_principal.get(principal).copied().unwrap_or(0);
+        if mine >= MAX_HOLDS_PER_PRINCIPAL || g.waiting.len() >= MAX_HOLDS {
+            return None;
+        }
+        g.per_principal.insert(principal.to_owned(), mine + 1);
+        let (tx, rx) = watch::channel(State::Pending);
+        g.waiting.insert(id.to_owned(), tx);
+        Some(Place {
+            hub: self,
+            id: id.to_owned(),
+            principal: principal.to_owned(),
+            rx,
+        })
     }
 
     /// Tell a waiting request that its approval changed.
     pub fn notify(&self, id: &str, state: State) {
-        let g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = g.get(id) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = g.waiting.get(id) {
             let _ = tx.send(state);
         }
     }
 
-    /// The hold ended.
-    pub fn forget(&self, id: &str) {
-        let mut g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        g.remove(id);
+    /// Requests held here now.
+    pub fn held(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+            .len()
     }
 }
 
@@ -341,29 +456,77 @@ mod tests {
         }
     }
 
-    fn approval(required: u32, ttl: u64) -> Approval {
-        let spec = ApprovalSpec {
+    fn spec(groups: &[&str], principals: &[&str], required: u32, ttl: u64) -> ApprovalSpec {
+        ApprovalSpec {
             reviewers: Reviewers {
-                groups: vec!["legal".into()],
-                principals: vec!["carol".into()],
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                principals: principals.iter().map(|g| g.to_string()).collect(),
+                issuers: vec![],
             },
             approvals: required,
             ttl_seconds: ttl,
             mode: ApprovalMode::Hold,
-        };
+        }
+    }
+
+    fn approval(required: u32, ttl: u64) -> Approval {
+        let spec = spec(&["legal"], &["carol"], required, ttl);
+        approval_for(vec![("legal-review", &spec)])
+    }
+
+    fn approval_for(specs: Vec<(&str, &ApprovalSpec)>) -> Approval {
         Approval::new(NewApproval {
-            spec: &spec,
+            specs,
             requester: person("alice", &["eng", "legal"]),
             policy: "engineering",
-            rule: "legal-review",
             request_id: "r1",
             session: "s1",
             method: "POST",
             path: "/v1/chat/completions",
             digest: "d".into(),
             summary: &"x".repeat(2000),
+            matched: vec!["legal-review at messages[0].content".into()],
+            request: Some(serde_json::json!({"messages": [{"content": "x"}]})),
             now_ms: 1_000,
         })
+    }
+
+    #[test]
+    fn every_matched_rule_must_be_met_by_its_own_reviewers_and_the_shortest_ttl_applies() {
+        let weak = spec(&["friends"], &[], 1, 200);
+        let strict = spec(&["legal"], &[], 2, 60);
+        let mut a = approval_for(vec![("weak", &weak), ("strict", &strict)]);
+        assert_eq!(a.expires_ms, 1_000 + 60_000);
+        assert_eq!(a.rules(), vec!["weak", "strict"]);
+        // A friend's approval meets the weak rule only.
+        assert_eq!(
+            a.vote(person("pal", &["friends"]), true, "ok", 2_000),
+            Ok(State::Pending)
+        );
+        assert_eq!(
+            a.vote(person("bob", &["legal"]), true, "ok", 2_100),
+            Ok(State::Pending)
+        );
+        assert_eq!(
+            a.vote(person("dave", &["legal"]), true, "ok", 2_200),
+            Ok(State::Approved)
+        );
+    }
+
+    #[test]
+    fn reviewers_come_from_the_requesters_issuer_unless_the_rule_names_others() {
+        let mut a = approval(1, 60);
+        let mut outsider = person("bob", &["legal"]);
+        outsider.issuer = "partner-idp".into();
+        assert_eq!(
+            a.vote(outsider.clone(), true, "ok", 2_000),
+            Err(VoteError::NotReviewer("bob".into()))
+        );
+        let mut s = spec(&["legal"], &[], 1, 60);
+        s.reviewers.issuers = vec!["partner-idp".into()];
+        let mut b = approval_for(vec![("legal-review", &s)]);
+        assert_eq!(b.vote(outsider, true, "ok", 2_000), Ok(State::Approved));
+        assert_eq!(a.state, State::Pending);
     }
 
     #[test]
@@ -455,13 +618,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_hub_wakes_the_waiting_request() {
+    async fn the_hub_wakes_the_waiting_request_and_bounds_holds_per_principal() {
         let hub = Hub::default();
-        let mut rx = hub.watch("apr-1");
+        let mut place = hub.enter("apr-1", "alice").unwrap();
         hub.notify("apr-2", State::Rejected); // someone else's
         hub.notify("apr-1", State::Approved);
-        rx.changed().await.unwrap();
-        assert_eq!(*rx.borrow(), State::Approved);
-        hub.forget("apr-1");
+        place.rx.changed().await.unwrap();
+        assert_eq!(*place.rx.borrow(), State::Approved);
+        let more: Vec<_> = (0..MAX_HOLDS_PER_PRINCIPAL - 1)
+            .map(|i| hub.enter(&format!("a{i}"), "alice").unwrap())
+            .collect();
+        assert!(hub.enter("one-too-many", "alice").is_none());
+        assert!(hub.enter("b", "bob").is_some(), "others are not affected");
+        drop(place);
+        assert!(
+            hub.enter("again", "alice").is_some(),
+            "a finished hold frees its place"
+        );
+        drop(more);
+        assert_eq!(hub.held(), 0);
     }
 }

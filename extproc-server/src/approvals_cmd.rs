@@ -54,6 +54,15 @@ pub enum ApprovalsCmd {
     },
 }
 
+/// An approval id as the server makes them (`apr-` and hex), so it is safe in a URL path.
+fn approval_id(id: &str) -> anyhow::Result<&str> {
+    let hex = id.strip_prefix("apr-").unwrap_or("");
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.len() > 64 {
+        anyhow::bail!("`{id}` is not an approval id (apr-...)");
+    }
+    Ok(id)
+}
+
 /// One call to the API: the JSON answer, or the API's error message.
 fn call(
     conn: &Conn,
@@ -95,6 +104,9 @@ fn when(ms: u64) -> String {
 pub fn run(cmd: ApprovalsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         ApprovalsCmd::List { conn, state, json } => {
+            if crate::approvals::State::parse(&state).is_none() {
+                anyhow::bail!("unknown state `{state}` (pending, approved, rejected, expired, cancelled, used)");
+            }
             let v = call(&conn, "GET", &format!("/v1/approvals?state={state}"), None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -116,20 +128,25 @@ pub fn run(cmd: ApprovalsCmd) -> anyhow::Result<ExitCode> {
                     a["id"].as_str().unwrap_or(""),
                     a["state"].as_str().unwrap_or(""),
                     a["requester"]["principal"].as_str().unwrap_or(""),
-                    a["rule"].as_str().unwrap_or(""),
+                    a["requirements"][0]["rule"].as_str().unwrap_or(""),
                     when(a["expires_ms"].as_u64().unwrap_or(0)),
                 );
             }
         }
         ApprovalsCmd::Show { id, conn } => {
-            let v = call(&conn, "GET", &format!("/v1/approvals/{id}"), None)?;
+            let v = call(
+                &conn,
+                "GET",
+                &format!("/v1/approvals/{}", approval_id(&id)?),
+                None,
+            )?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         ApprovalsCmd::Approve { id, reason, conn } => {
             let v = call(
                 &conn,
                 "POST",
-                &format!("/v1/approvals/{id}/approve"),
+                &format!("/v1/approvals/{}/approve", approval_id(&id)?),
                 Some(serde_json::json!({"reason": reason})),
             )?;
             println!("{id}: {}", v["state"].as_str().unwrap_or("?"));
@@ -138,7 +155,7 @@ pub fn run(cmd: ApprovalsCmd) -> anyhow::Result<ExitCode> {
             let v = call(
                 &conn,
                 "POST",
-                &format!("/v1/approvals/{id}/deny"),
+                &format!("/v1/approvals/{}/deny", approval_id(&id)?),
                 Some(serde_json::json!({"reason": reason})),
             )?;
             println!("{id}: {}", v["state"].as_str().unwrap_or("?"));

@@ -408,29 +408,34 @@ impl Shared {
         x.model = ex.model.clone();
         x.decision = Some(record::DecisionPart::from_decision(&d, "policy"));
         match d.enforced() {
-            policy_engine::Verdict::RequireApproval if approval_spec(cp, &d).is_some() => {
-                let rule = d.rules.first().cloned().unwrap_or_default();
-                let Some(spec) = approval_spec(cp, &d) else {
+            policy_engine::Verdict::RequireApproval if approval_specs(cp, &d).is_some() => {
+                let Some(specs) = approval_specs(cp, &d) else {
                     return pass;
                 };
-                let summary =
-                    serde_json::to_string(&self.engine.redact_json(cp, &json)).unwrap_or_default();
+                let recorded = self.engine.redact_json(cp, &json);
+                let summary = serde_json::to_string(&recorded).unwrap_or_default();
+                let matched = d
+                    .findings
+                    .iter()
+                    .map(|f| format!("{} at {}", f.rule, f.field))
+                    .collect();
                 x.hold = Some(crate::approvals::Approval::new(
                     crate::approvals::NewApproval {
-                        spec,
+                        specs,
                         requester: crate::approvals::Person {
                             issuer: h.issuer.clone(),
                             principal: h.principal.clone(),
                             groups: h.groups.clone(),
                         },
                         policy: &h.policy,
-                        rule: &rule,
                         request_id: &x.request_id,
                         session: &self.engine.redact_text(Some(&h.policy), &x.session),
                         method: &x.method,
                         path: &self.engine.redact_path(Some(&h.policy), &x.path),
                         digest: crate::approvals::request_digest(&x.method, &x.path, &decoded),
                         summary: &summary,
+                        matched,
+                        request: Some(recorded),
                         now_ms: now_ms(),
                     },
                 ));
@@ -749,19 +754,27 @@ impl Shared {
     }
 }
 
-/// The approval settings of the rule that asked for approval, when it has them.
-fn approval_spec<'a>(
+/// The approval settings of every matched rule that asks for approval, when each has them
+/// (a matched approval rule without reviewers refuses the request: no other rule's reviewers
+/// may stand in for it).
+fn approval_specs<'a>(
     cp: &'a policy_engine::engine::CompiledPolicy,
-    d: &policy_engine::Decision,
-) -> Option<&'a policy_engine::bundle::ApprovalSpec> {
-    let rule = d.rules.first()?;
-    cp.policy
-        .prompt_rules
-        .iter()
-        .find(|r| &r.id == rule)?
-        .approval
-        .as_ref()
-        .filter(|a| a.mode == policy_engine::bundle::ApprovalMode::Hold)
+    d: &'a policy_engine::Decision,
+) -> Option<Vec<(&'a str, &'a policy_engine::bundle::ApprovalSpec)>> {
+    use policy_engine::bundle::{ApprovalMode, RuleAction};
+    let mut out = Vec::new();
+    for id in &d.rules {
+        let rule = cp.policy.prompt_rules.iter().find(|r| &r.id == id)?;
+        if rule.action != RuleAction::RequireApproval {
+            continue;
+        }
+        let spec = rule
+            .approval
+            .as_ref()
+            .filter(|a| a.mode == ApprovalMode::Hold)?;
+        out.push((id.as_str(), spec));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The refusal while the session store cannot record.
@@ -1119,7 +1132,9 @@ mod tests {
         assert_eq!(status_of(&r.unwrap()), None, "nothing answered yet: held");
         let a = x.hold.expect("a pending approval");
         assert_eq!(a.state, crate::approvals::State::Pending);
-        assert_eq!(a.rule, "legal-review");
+        assert_eq!(a.rules(), vec!["legal-review"]);
+        assert_eq!(a.matched, vec!["legal-review at messages[0].content"]);
+        assert!(!a.request.unwrap().to_string().contains("bob@example.com"));
         assert!(
             a.summary.contains("merger memo for [EMAIL]"),
             "{}",

@@ -78,7 +78,7 @@ impl Shared {
                 body: None,
             },
             decision: record::DecisionPart {
-                rules: vec![a.rule.clone()],
+                rules: a.rules(),
                 ..record::DecisionPart::refusal(
                     "require_approval",
                     0,
@@ -100,8 +100,9 @@ impl Shared {
         }
     }
 
-    /// Store a change of an approval read at `expected` and its record (durable before
-    /// anyone is told). `Ok(false)`: someone else changed it first.
+    /// Store a change of an approval read at `expected` together with its record (one
+    /// transaction: a change nobody can read in the session log never takes effect).
+    /// `Ok(false)`: someone else changed it first.
     pub async fn save_change(
         &self,
         a: &Approval,
@@ -109,14 +110,22 @@ impl Shared {
         actor: &Person,
         vote: Option<&Vote>,
     ) -> Result<bool, StoreError> {
-        if !self.store.approval_save(a.clone(), expected).await? {
-            return Ok(false);
-        }
         let r = self.approval_record(a, actor, vote);
-        match tokio::time::timeout(Duration::from_secs(10), self.store.append(r)).await {
-            Ok(Ok(res)) => res.map(|_| true),
+        let change = crate::store::ApprovalWrite {
+            approval: a.clone(),
+            expected,
+        };
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            self.store.approval_change(r, change),
+        )
+        .await
+        {
+            Ok(Ok(Ok(_))) => Ok(true),
+            Ok(Ok(Err(StoreError::Conflict))) => Ok(false),
+            Ok(Ok(Err(e))) => Err(e),
             _ => Err(StoreError::Unavailable(
-                "the approval's record was not stored".into(),
+                "the approval change was not stored in time".into(),
             )),
         }
     }
@@ -158,10 +167,16 @@ impl Shared {
     ) -> Result<ProcessingResponse, Status> {
         let requester = a.requester.clone();
         let id = a.id.clone();
-        let mut rx = self.approvals.watch(&id);
+        let Some(mut place) = self.approvals.enter(&id, &requester.principal) else {
+            return Ok(self.end_hold(
+                x,
+                429,
+                "too_many_held_requests",
+                "too many of your requests are waiting for approval; wait for a decision and retry",
+            ));
+        };
         let stored = self.save_change(&a, None, &requester, None).await;
         if !matches!(stored, Ok(true)) {
-            self.approvals.forget(&id);
             tracing::error!(request_id = %x.request_id, "approval not stored; request refused");
             return Ok(self.end_hold(
                 x,
@@ -170,7 +185,7 @@ impl Shared {
                 "the gateway cannot record this approval (session store unavailable); retry later",
             ));
         }
-        tracing::info!(request_id = %x.request_id, approval = %id, rule = %a.rule, "request held for approval");
+        tracing::info!(request_id = %x.request_id, approval = %id, rules = ?a.rules(), "request held for approval");
         let remaining = Duration::from_millis(a.expires_ms.saturating_sub(now_ms()));
         let extend = ProcessingResponse {
             override_message_timeout: prost_duration(remaining + DEADLINE_MARGIN),
@@ -186,7 +201,7 @@ impl Shared {
         let mut touched = tokio::time::Instant::now();
         let outcome = loop {
             tokio::select! {
-                r = rx.changed(), if hub_open => hub_open = r.is_ok(),
+                r = place.rx.changed(), if hub_open => hub_open = r.is_ok(),
                 _ = poll.tick() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 m = inbound.message() => match m {
@@ -196,7 +211,6 @@ impl Shared {
                     }
                     _ => {
                         self.give_up(&id, &requester, "the caller went away").await;
-                        self.approvals.forget(&id);
                         if let Some(d) = x.decision.as_mut() {
                             d.enforced = "block".into();
                             d.status = 499;
@@ -208,10 +222,16 @@ impl Shared {
                     }
                 },
             }
-            let now = now_ms();
+            // Past the deadline by this server's steady clock, the approval expires even if
+            // the wall clock says otherwise (a clock stepped back must not stretch a hold).
+            let now = if tokio::time::Instant::now() >= deadline {
+                u64::MAX
+            } else {
+                now_ms()
+            };
             if touched.elapsed() >= HEARTBEAT {
                 touched = tokio::time::Instant::now();
-                if let Err(e) = self.store.approval_touch(id.clone(), now).await {
+                if let Err(e) = self.store.approval_touch(id.clone(), now_ms()).await {
                     tracing::warn!(error = %e, approval = %id, "approval heartbeat failed");
                 }
             }
@@ -235,7 +255,7 @@ impl Shared {
                 }
             }
         };
-        self.approvals.forget(&id);
+        drop(place);
         let a = match outcome {
             Ok(a) => a,
             Err(why) => return Ok(self.end_hold(x, 503, "session_store_unavailable", why)),
@@ -244,7 +264,10 @@ impl Shared {
             let used = self
                 .change_approval(&id, &requester, Approval::mark_used)
                 .await;
-            if matches!(&used, Ok(Some(u)) if u.state == State::Used) {
+            // Released only when this hold itself marked the approval used (an approval is
+            // used once).
+            if matches!(&used, Ok(Some(u)) if u.state == State::Used && u.version == a.version + 1)
+            {
                 if let Some(d) = x.decision.as_mut() {
                     d.enforced = "allow".into();
                     d.status = 200;

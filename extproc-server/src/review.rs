@@ -22,6 +22,15 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": {"message": message}}))).into_response()
 }
 
+/// A store failure: logged in full, answered without internals.
+fn unavailable(e: &crate::store::StoreError) -> Response {
+    tracing::error!(error = %e, "approval store read or write failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the approval store is unavailable; retry later",
+    )
+}
+
 /// The caller, from the bearer token.
 fn caller(s: &Shared, headers: &HeaderMap) -> Result<Person, (StatusCode, String)> {
     let token = headers
@@ -60,8 +69,8 @@ fn is_auditor(s: &Shared, p: &Person) -> bool {
 
 /// Whether `p` may see approval `a`.
 fn may_see(s: &Shared, p: &Person, a: &Approval) -> bool {
-    a.reviewers.admits(&p.principal, &p.groups)
-        || a.requester.principal == p.principal
+    a.may_review(p)
+        || (a.requester.issuer == p.issuer && a.requester.principal == p.principal)
         || is_auditor(s, p)
 }
 
@@ -93,7 +102,8 @@ async fn list(
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    match s.store.approval_list(state, 10_000).await {
+    // Reviewers see few approvals at a time: read a bounded window of the newest.
+    match s.store.approval_list(state, 1_000).await {
         Ok(v) => {
             let now = crate::hold::now_ms();
             let mine: Vec<Approval> = v
@@ -109,7 +119,7 @@ async fn list(
                 .collect();
             Json(mine).into_response()
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => unavailable(&e),
     }
 }
 
@@ -129,7 +139,7 @@ async fn show(
         }
         // Someone who may not see it learns nothing, not even that it exists.
         Ok(_) => error(StatusCode::NOT_FOUND, "no such approval"),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => unavailable(&e),
     }
 }
 
@@ -178,7 +188,7 @@ async fn vote(
         let mut a = match s.store.approval_get(id.clone()).await {
             Ok(Some(a)) if may_see(&s, &p, &a) => a,
             Ok(_) => return error(StatusCode::NOT_FOUND, "no such approval"),
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => return unavailable(&e),
         };
         let read = a.version;
         let now = crate::hold::now_ms();
@@ -204,7 +214,7 @@ async fn vote(
                 Ok(true) => s.approvals.notify(&a.id, a.state),
                 // Someone else changed it first: decide again on what is stored now.
                 Ok(false) => continue,
-                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                Err(e) => return unavailable(&e),
             }
         }
         if status != StatusCode::OK {

@@ -285,6 +285,10 @@ pub struct Reviewers {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
+    /// Issuers (by name) whose tokens may review. Empty: only the requester's own issuer, so
+    /// another trusted issuer's groups claim cannot make someone a reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<String>,
 }
 
 impl Reviewers {

@@ -64,7 +64,8 @@ def test_a_held_request_goes_on_unchanged_once_a_reviewer_approves(stack):
     mallory = stack.token("mallory", groups=("eng",))
     held = Held(stack, alice, f"Draft a memo about the merger ({marker}).")
     a = pending_for(stack, bob, marker)
-    assert a["requester"]["principal"] == "alice" and a["rule"] == "legal-review"
+    assert a["requester"]["principal"] == "alice" and [r["rule"] for r in a["requirements"]] == ["legal-review"]
+    assert any(m.startswith("legal-review at messages") for m in a["matched"])
     assert a["digest"].startswith("sha256:")
     time.sleep(2.5)  # longer than Envoy's message_timeout (2 s): the hold extended it
     assert held.is_alive(), "the caller got an answer before anyone decided"
@@ -169,10 +170,12 @@ def test_fifty_concurrent_holds_each_get_their_own_decision(stack):
 
 @pytest.fixture(scope="module")
 def strict(workdir):
-    """A second gateway whose bundle needs two approvers and expires holds after 3 s."""
+    """A second gateway whose bundle needs two legal approvers, has a second approval rule
+    with other reviewers, one that expires after 3 s, and one that names no reviewers."""
     text = (ROOT / "policies/default.yaml").read_text()
-    text = text.replace("          approvals: 1\n          ttl_seconds: 120\n", "          approvals: 2\n          ttl_seconds: 3\n")
-    assert "approvals: 2" in text
+    text = text.replace("          approvals: 1\n          ttl_seconds: 120\n          mode: hold\n",
+                        "          approvals: 2\n          ttl_seconds: 60\n          mode: hold\n" + EXTRA_RULES)
+    assert "board-review" in text
     bundle = workdir / "bundle-strict-approvals.yaml"
     bundle.write_text(text)
     d = workdir / "strict-approvals"
@@ -189,6 +192,45 @@ def strict(workdir):
     s.stop()
 
 
+EXTRA_RULES = """      - id: board-review
+        action: require_approval
+        literals: ["board pack"]
+        approval:
+          reviewers: {groups: [board]}
+          ttl_seconds: 60
+      - id: quick-review
+        action: require_approval
+        literals: ["quarterly numbers"]
+        approval:
+          reviewers: {groups: [legal]}
+          ttl_seconds: 3
+      - id: no-reviewers
+        action: require_approval
+        literals: ["insider list"]
+"""
+
+
+def test_every_matched_approval_rule_needs_its_own_reviewers(strict):
+    """A request two approval rules match waits for both rules' reviewers: approvals for
+    the weaker rule do not stand in for the stricter one; a matched approval rule that names
+    no reviewers refuses outright."""
+    marker = f"merger-{uuid.uuid4().hex[:8]}"
+    bob, carol = strict.token("bob", groups=("legal",)), strict.token("carol", groups=("legal",))
+    dora = strict.token("dora", groups=("board",))
+    held = Held(strict, strict.token("gus", groups=("eng",)), f"board pack: merger ({marker})")
+    a = pending_for(strict, bob, marker)
+    assert sorted(r["rule"] for r in a["requirements"]) == ["board-review", "legal-review"]
+    for who in (bob, carol):
+        assert api(strict, who, "POST", f"/v1/approvals/{a['id']}/approve", json={"reason": "ok"}).json()["state"] == "pending"
+    assert held.is_alive()
+    assert api(strict, dora, "POST", f"/v1/approvals/{a['id']}/approve", json={"reason": "ok"}).json()["state"] == "approved"
+    held.join(15)
+    assert held.response.status_code == 200
+    r = strict.post("/v1/chat/completions", chat("merger and the insider list", model="gpt-4o"),
+                    token=strict.token("gus", groups=("eng",)))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "approval_required"
+
+
 def test_two_approvals_need_two_distinct_reviewers_and_a_hold_expires(strict):
     marker = f"merger-{uuid.uuid4().hex[:8]}"
     bob = strict.token("bob", groups=("legal",))
@@ -202,9 +244,9 @@ def test_two_approvals_need_two_distinct_reviewers_and_a_hold_expires(strict):
     held.join(15)
     assert held.response.status_code == 200
     # Nobody decides: the caller gets the expiry in the API's shape after the 3 s TTL.
-    marker = f"merger-{uuid.uuid4().hex[:8]}"
+    marker = f"quarterly numbers {uuid.uuid4().hex[:8]}"
     t0 = time.time()
-    held = Held(strict, strict.token("gus", groups=("eng",)), f"merger ({marker})")
+    held = Held(strict, strict.token("gus", groups=("eng",)), f"summarise the {marker}")
     a = pending_for(strict, bob, marker)
     held.join(15)
     assert 2.5 < time.time() - t0 < 10

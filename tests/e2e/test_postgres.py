@@ -251,15 +251,15 @@ def test_a_caller_with_an_oversized_principal_is_recorded_and_spoils_no_one_else
 
     def call(t):
         r = a.post("/v1/chat/completions", chat("hello"), token=t)
-        results.append((r.status_code, r.headers.get("x-gatehouse-request-id")))
+        results.append((r.status_code, r.headers.get("x-gatehouse-request-id"), r.text[:300]))
 
     threads = [threading.Thread(target=call, args=(tokens[i % 2],)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [s for s, _ in results] == [200] * 8
-    for _, rid in results:
+    assert [s for s, _, _ in results] == [200] * 8, results
+    for _, rid, _ in results:
         out = gatehouse("sessions", "show", rid, "--store", pg.url)
         assert out.returncode == 0, out.stderr
     out = gatehouse("sessions", "verify", "--store", pg.url, "--public-key", public_key(workdir))

@@ -38,6 +38,18 @@ pub enum StoreError {
     Url(String),
     #[error("the session store is read-only here")]
     ReadOnly,
+    /// An approval change lost to another change made first (read it again).
+    #[error("the approval changed in the meantime")]
+    Conflict,
+}
+
+/// An approval change, stored in the same transaction as the record that tells of it.
+#[derive(Debug, Clone)]
+pub struct ApprovalWrite {
+    pub approval: Approval,
+    /// `None`: insert a new approval; `Some(v)`: replace the stored one only if it is still
+    /// at version `v`.
+    pub expected: Option<u64>,
 }
 
 /// A read or maintenance operation of a store.
@@ -189,10 +201,14 @@ pub trait Store: Send + Sync {
     /// False once the store failed to write: requests are then refused (fail closed).
     fn healthy(&self) -> bool;
 
-    /// Save an approval: insert it when `expected` is `None`, else replace the stored one
-    /// only if it is still at version `expected`. `Ok(false)`: someone changed it first (or,
-    /// for an insert, it exists); read it again and decide again.
-    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool>;
+    /// Change an approval and append the record of the change, in one transaction: both
+    /// are stored or neither. Resolves with the record's sequence number, or
+    /// [`StoreError::Conflict`] when another change came first (nothing was written).
+    fn approval_change(
+        &self,
+        record: Record,
+        change: ApprovalWrite,
+    ) -> oneshot::Receiver<Result<u64, StoreError>>;
     fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>>;
     /// Approvals, newest first, optionally in one state.
     fn approval_list(
@@ -393,10 +409,16 @@ impl Store for MemoryStore {
         true
     }
 
-    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
+    fn approval_change(
+        &self,
+        record: Record,
+        change: ApprovalWrite,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        // The approvals lock is held across both writes: nobody sees one without the other.
         let mut g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let a = change.approval;
         let pos = g.iter().position(|x| x.0.id == a.id);
-        let done = match (pos, expected) {
+        let applied = match (pos, change.expected) {
             (None, None) => {
                 let t = a.created_ms;
                 g.push((a, t));
@@ -408,7 +430,12 @@ impl Store for MemoryStore {
             }
             _ => false,
         };
-        Box::pin(async move { Ok(done) })
+        if !applied {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(StoreError::Conflict));
+            return rx;
+        }
+        self.append(record)
     }
 
     fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {

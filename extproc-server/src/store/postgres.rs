@@ -12,7 +12,9 @@
 //!
 //! The tables live in a schema of their own, `gatehouse`, so the store can share a database.
 
-use super::{chain, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored};
+use super::{
+    chain, ApprovalWrite, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored,
+};
 use crate::approvals::{Approval, State as ApprovalState};
 use policy_engine::record::Record;
 use std::collections::HashMap;
@@ -85,7 +87,14 @@ CREATE TABLE IF NOT EXISTS gatehouse.checkpoints (
 );
 ";
 
-type Job = (Record, oneshot::Sender<Result<u64, StoreError>>);
+/// A record to append, the approval change it records (if any), and who waits for it.
+type Job = (
+    Record,
+    Option<ApprovalWrite>,
+    oneshot::Sender<Result<u64, StoreError>>,
+);
+/// One write of a group.
+type Item<'a> = (&'a Record, Option<&'a ApprovalWrite>);
 
 pub struct PgStore {
     config: Config,
@@ -355,20 +364,18 @@ impl Writer {
                 }
                 tokio::task::yield_now().await;
             }
-            let records: Vec<&Record> = jobs.iter().map(|(r, _)| r).collect();
+            let records: Vec<Item<'_>> = jobs.iter().map(|(r, c, _)| (r, c.as_ref())).collect();
             let results: Vec<Result<u64, StoreError>> = match self.bounded(true, &records).await {
-                Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+                Ok(seqs) => seqs,
                 // A record the database cannot hold fails alone: the rest of its group is
                 // written one by one.
                 Err(WriteError::Data(_)) if records.len() > 1 => {
                     let mut out = Vec::with_capacity(records.len());
                     for r in &records {
-                        out.push(
-                            self.bounded(true, &[r])
-                                .await
-                                .map(|s| s.first().copied().unwrap_or(0))
-                                .map_err(WriteError::into_inner),
-                        );
+                        out.push(match self.bounded(true, &[*r]).await {
+                            Ok(mut s) => s.pop().unwrap_or(Err(StoreError::Conflict)),
+                            Err(e) => Err(e.into_inner()),
+                        });
                     }
                     out
                 }
@@ -378,7 +385,7 @@ impl Writer {
                 }
             };
             drop(records);
-            for ((_, ack), r) in jobs.into_iter().zip(results) {
+            for ((_, _, ack), r) in jobs.into_iter().zip(results) {
                 let _ = ack.send(r);
             }
         }
@@ -387,7 +394,11 @@ impl Writer {
     /// One transaction with a deadline. A connection that failed or hung is dropped, so the
     /// next attempt reconnects; the store is reported unavailable until a write succeeds. A
     /// record the database refuses as data says nothing about the store's health.
-    async fn bounded(&mut self, append: bool, records: &[&Record]) -> Result<Vec<u64>, WriteError> {
+    async fn bounded(
+        &mut self,
+        append: bool,
+        records: &[Item<'_>],
+    ) -> Result<Vec<Result<u64, StoreError>>, WriteError> {
         let r = tokio::time::timeout(WRITE_TIMEOUT, self.transact(append, records))
             .await
             .unwrap_or_else(|_| {
@@ -417,8 +428,8 @@ impl Writer {
     async fn transact(
         &mut self,
         append: bool,
-        records: &[&Record],
-    ) -> Result<Vec<u64>, WriteError> {
+        records: &[Item<'_>],
+    ) -> Result<Vec<Result<u64, StoreError>>, WriteError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(connect(&self.config).await?);
         }
@@ -431,7 +442,7 @@ impl Writer {
         let (mut seq, mut prev) = tail(&t).await?;
         let mut seqs = Vec::with_capacity(records.len());
         if append {
-            let cols: Vec<Columns> = records.iter().map(|r| Columns::of(r)).collect();
+            let cols: Vec<Columns> = records.iter().map(|(r, _)| Columns::of(r)).collect();
             // A record already stored (a replayed filter event) is not stored twice.
             let ids: Vec<&str> = cols.iter().map(|c| c.request_id.as_str()).collect();
             let mut known: HashMap<(String, String, String), u64> = HashMap::new();
@@ -448,10 +459,17 @@ impl Writer {
                 );
             }
             let mut rows = Rows::default();
-            for (r, c) in records.iter().zip(cols) {
+            for ((r, change), c) in records.iter().zip(cols) {
+                // An approval change goes in with its record, or neither does.
+                if let Some(ch) = change {
+                    if !write_approval(&t, ch).await? {
+                        seqs.push(Err(StoreError::Conflict));
+                        continue;
+                    }
+                }
                 let key = (c.request_id.clone(), c.source.clone(), c.kind.clone());
                 if let Some(&s) = known.get(&key) {
-                    seqs.push(s);
+                    seqs.push(Ok(s));
                     continue;
                 }
                 seq += 1;
@@ -467,7 +485,7 @@ impl Writer {
                     hash,
                 );
                 known.insert(key, seq as u64);
-                seqs.push(seq as u64);
+                seqs.push(Ok(seq as u64));
             }
             if !rows.seq.is_empty() {
                 rows.insert(&t).await?;
@@ -493,6 +511,35 @@ impl Writer {
         }
         Ok(seqs)
     }
+}
+
+/// Insert an approval (`expected` none) or replace it if still at `expected`; false when
+/// another change came first.
+async fn write_approval(
+    t: &tokio_postgres::Transaction<'_>,
+    ch: &ApprovalWrite,
+) -> Result<bool, tokio_postgres::Error> {
+    let a = &ch.approval;
+    let body = serde_json::to_string(a).unwrap_or_default();
+    let (version, created, expires) = (a.version as i64, a.created_ms as i64, a.expires_ms as i64);
+    let n = match ch.expected {
+        None => {
+            t.execute(
+                "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body)
+                 VALUES ($1, $2, $3, $4, $5, $4, $6) ON CONFLICT (id) DO NOTHING",
+                &[&a.id, &a.state.as_str(), &version, &created, &expires, &body],
+            )
+            .await?
+        }
+        Some(v) => {
+            t.execute(
+                "UPDATE gatehouse.approvals SET state = $2, version = $3, body = $4 WHERE id = $1 AND version = $5",
+                &[&a.id, &a.state.as_str(), &version, &body, &(v as i64)],
+            )
+            .await?
+        }
+    };
+    Ok(n == 1)
 }
 
 /// A group's new rows, column by column: one `INSERT ... SELECT FROM UNNEST` writes them all
@@ -661,34 +708,38 @@ fn select(q: &Query) -> (String, Vec<Param>) {
     (sql, args)
 }
 
-impl Store for PgStore {
-    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
-        let reader = self.reader();
-        Box::pin(async move {
-            let c = reader.await?;
-            let body = serde_json::to_string(&a).map_err(err)?;
-            let (version, created, expires) =
-                (a.version as i64, a.created_ms as i64, a.expires_ms as i64);
-            let n = match expected {
-                None => {
-                    c.execute(
-                        "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body)
-                         VALUES ($1, $2, $3, $4, $5, $4, $6) ON CONFLICT (id) DO NOTHING",
-                        &[&a.id, &a.state.as_str(), &version, &created, &expires, &body],
-                    )
-                    .await
-                }
-                Some(v) => {
-                    c.execute(
-                        "UPDATE gatehouse.approvals SET state = $2, version = $3, body = $4 WHERE id = $1 AND version = $5",
-                        &[&a.id, &a.state.as_str(), &version, &body, &(v as i64)],
-                    )
-                    .await
-                }
+impl PgStore {
+    fn enqueue(
+        &self,
+        record: Record,
+        change: Option<ApprovalWrite>,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        let Some(queue) = &self.tx else {
+            let _ = tx.send(Err(StoreError::ReadOnly));
+            return rx;
+        };
+        // Never wait for room: a full queue is a store that cannot keep up.
+        match queue.try_send((record, change, tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((_, _, ack))) => {
+                let _ = ack.send(Err(err("the store's write queue is full")));
             }
-            .map_err(err)?;
-            Ok(n == 1)
-        })
+            Err(mpsc::error::TrySendError::Closed((_, _, ack))) => {
+                let _ = ack.send(Err(err("the store writer stopped")));
+            }
+        }
+        rx
+    }
+}
+
+impl Store for PgStore {
+    fn approval_change(
+        &self,
+        record: Record,
+        change: ApprovalWrite,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        self.enqueue(record, Some(change))
     }
 
     fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
@@ -734,22 +785,7 @@ impl Store for PgStore {
     }
 
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
-        let (tx, rx) = oneshot::channel();
-        let Some(queue) = &self.tx else {
-            let _ = tx.send(Err(StoreError::ReadOnly));
-            return rx;
-        };
-        // Never wait for room: a full queue is a store that cannot keep up.
-        match queue.try_send((record, tx)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full((_, ack))) => {
-                let _ = ack.send(Err(err("the store's write queue is full")));
-            }
-            Err(mpsc::error::TrySendError::Closed((_, ack))) => {
-                let _ = ack.send(Err(err("the store writer stopped")));
-            }
-        }
-        rx
+        self.enqueue(record, None)
     }
 
     fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {
@@ -862,6 +898,13 @@ impl Store for PgStore {
             t.execute(
                 "DELETE FROM gatehouse.checkpoints WHERE seq < $1",
                 &[&anchor],
+            )
+            .await
+            .map_err(err)?;
+            // Settled approvals older than the cutoff go with their records.
+            t.execute(
+                "DELETE FROM gatehouse.approvals WHERE state <> 'pending' AND created_ms < $1",
+                &[&before],
             )
             .await
             .map_err(err)?;

@@ -3,7 +3,9 @@
 //! disk. Reads use their own connections and indexed queries, so they stay fast as the log
 //! grows.
 
-use super::{chain, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored};
+use super::{
+    chain, ApprovalWrite, ChainDump, Columns, Pruned, Query, Store, StoreError, StoreFuture, Stored,
+};
 use crate::approvals::{Approval, State as ApprovalState};
 use policy_engine::record::Record;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -19,7 +21,12 @@ const GROUP: usize = 256;
 const CHECKPOINT_EVERY: u64 = 100;
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
 
-type Job = (Record, oneshot::Sender<Result<u64, StoreError>>);
+/// A record to append, the approval change it records (if any), and who waits for it.
+type Job = (
+    Record,
+    Option<ApprovalWrite>,
+    oneshot::Sender<Result<u64, StoreError>>,
+);
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -239,7 +246,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let result = (|| -> rusqlite::Result<Vec<u64>> {
+        let result = (|| -> rusqlite::Result<Vec<Result<u64, StoreError>>> {
             // Immediate: take the write lock up front (waiting out the busy timeout) rather
             // than fail when a read transaction cannot be upgraded.
             let t = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -253,14 +260,21 @@ fn writer(
                 let mut existing = t.prepare_cached(
                     "SELECT seq FROM records WHERE request_id = ?1 AND source = ?2 AND kind = ?3",
                 )?;
-                for (r, _) in &jobs {
+                for (r, change, _) in &jobs {
+                    // An approval change goes in with its record, or neither does.
+                    if let Some(ch) = change {
+                        if !write_approval(&t, ch)? {
+                            seqs.push(Err(StoreError::Conflict));
+                            continue;
+                        }
+                    }
                     // A record already stored (a replayed filter event) is not stored twice.
                     let c = Columns::of(r);
                     let dup: Option<i64> = existing
                         .query_row(params![c.request_id, c.source, c.kind], |row| row.get(0))
                         .optional()?;
                     if let Some(d) = dup {
-                        seqs.push(d as u64);
+                        seqs.push(Ok(d as u64));
                         continue;
                     }
                     seq += 1;
@@ -283,7 +297,7 @@ fn writer(
                         hash,
                     ])?;
                     prev = hash;
-                    seqs.push(seq);
+                    seqs.push(Ok(seq));
                 }
             }
             let last_signed = signed(&t)?;
@@ -305,19 +319,37 @@ fn writer(
         match result {
             Ok(seqs) => {
                 healthy.store(true, Ordering::Relaxed);
-                for ((_, ack), seq) in jobs.into_iter().zip(seqs) {
-                    let _ = ack.send(Ok(seq));
+                for ((_, _, ack), seq) in jobs.into_iter().zip(seqs) {
+                    let _ = ack.send(seq);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "session store write failed");
                 healthy.store(false, Ordering::Relaxed);
-                for (_, ack) in jobs {
+                for (_, _, ack) in jobs {
                     let _ = ack.send(Err(err(&e)));
                 }
             }
         }
     }
+}
+
+/// Insert an approval (`expected` none) or replace it if still at `expected`; false when
+/// another change came first.
+fn write_approval(t: &rusqlite::Transaction<'_>, ch: &ApprovalWrite) -> rusqlite::Result<bool> {
+    let a = &ch.approval;
+    let body = serde_json::to_string(a).unwrap_or_default();
+    let n = match ch.expected {
+        None => t.execute(
+            "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)",
+            params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body],
+        )?,
+        Some(v) => t.execute(
+            "UPDATE approvals SET state = ?2, version = ?3, body = ?4 WHERE id = ?1 AND version = ?5",
+            params![a.id, a.state.as_str(), a.version as i64, body, v as i64],
+        )?,
+    };
+    Ok(n == 1)
 }
 
 /// Remove records older than `before_ms`, up to the last checkpoint among them: the
@@ -359,6 +391,12 @@ fn prune(path: &Path, before_ms: u64) -> Result<Pruned, StoreError> {
         .map_err(err)?;
     t.execute("DELETE FROM checkpoints WHERE seq < ?1", [anchor])
         .map_err(err)?;
+    // Settled approvals older than the cutoff go with their records (pending ones stay).
+    t.execute(
+        "DELETE FROM approvals WHERE state != 'pending' AND created_ms < ?1",
+        [before],
+    )
+    .map_err(err)?;
     t.commit().map_err(err)?;
     Ok(Pruned {
         removed: removed as u64,
@@ -387,24 +425,12 @@ fn blocking<T: Send + 'static>(
 }
 
 impl Store for SqliteStore {
-    fn approval_save(&self, a: Approval, expected: Option<u64>) -> StoreFuture<bool> {
-        let path = self.path.clone();
-        blocking(move || {
-            let c = writer_conn(&path)?;
-            let body = serde_json::to_string(&a).map_err(err)?;
-            let n = match expected {
-                None => c.execute(
-                    "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)",
-                    params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body],
-                ),
-                Some(v) => c.execute(
-                    "UPDATE approvals SET state = ?2, version = ?3, body = ?4 WHERE id = ?1 AND version = ?5",
-                    params![a.id, a.state.as_str(), a.version as i64, body, v as i64],
-                ),
-            }
-            .map_err(err)?;
-            Ok(n == 1)
-        })
+    fn approval_change(
+        &self,
+        record: Record,
+        change: ApprovalWrite,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        self.enqueue(record, Some(change))
     }
 
     fn approval_get(&self, id: String) -> StoreFuture<Option<Approval>> {
@@ -505,16 +531,26 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
+        self.enqueue(record, None)
+    }
+}
+
+impl SqliteStore {
+    fn enqueue(
+        &self,
+        record: Record,
+        change: Option<ApprovalWrite>,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
         let (tx, rx) = oneshot::channel();
         // Never block the caller (an async worker): a full queue is a store that cannot keep up.
-        match self.tx.try_send((record, tx)) {
+        match self.tx.try_send((record, change, tx)) {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full((_, ack))) => {
+            Err(mpsc::TrySendError::Full((_, _, ack))) => {
                 let _ = ack.send(Err(StoreError::Unavailable(
                     "the store's write queue is full".into(),
                 )));
             }
-            Err(mpsc::TrySendError::Disconnected((_, ack))) => {
+            Err(mpsc::TrySendError::Disconnected((_, _, ack))) => {
                 let _ = ack.send(Err(StoreError::Unavailable(
                     "the store writer stopped".into(),
                 )));
