@@ -203,7 +203,16 @@ impl Approval {
                     required: s.approvals.max(1),
                 })
                 .collect(),
-            mode: ApprovalMode::Hold,
+            // A request any rule wants held waits; only all-deferred rules defer.
+            mode: if n
+                .specs
+                .iter()
+                .all(|(_, s)| s.mode == ApprovalMode::Deferred)
+            {
+                ApprovalMode::Deferred
+            } else {
+                ApprovalMode::Hold
+            },
             request_id: n.request_id.to_owned(),
             session: n.session.to_owned(),
             method: n.method.to_owned(),
@@ -290,6 +299,16 @@ impl Approval {
             self.version += 1;
         }
         self.state == State::Expired
+    }
+
+    /// Whether this approval lets the identical request of `requester` go on now (deferred
+    /// approvals: approved, unused, within the time-to-live).
+    pub fn usable_by(&self, requester: &Person, now_ms: u64) -> bool {
+        self.mode == ApprovalMode::Deferred
+            && self.state == State::Approved
+            && now_ms < self.expires_ms
+            && self.requester.issuer == requester.issuer
+            && self.requester.principal == requester.principal
     }
 
     /// The caller went away while its request was held.

@@ -34,6 +34,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Requests held on this server, waiting for their approvals.
     pub approvals: crate::approvals::Hub,
+    /// Tells reviewers of new approvals.
+    pub notifier: crate::notify::Notifier,
     /// Records not stored because the store was down and the policy chose to continue.
     pub records_lost: std::sync::atomic::AtomicU64,
 }
@@ -45,6 +47,7 @@ impl Shared {
             handoff_key,
             store,
             approvals: Default::default(),
+            notifier: crate::notify::Notifier::none(),
             records_lost: Default::default(),
         }
     }
@@ -761,18 +764,14 @@ fn approval_specs<'a>(
     cp: &'a policy_engine::engine::CompiledPolicy,
     d: &'a policy_engine::Decision,
 ) -> Option<Vec<(&'a str, &'a policy_engine::bundle::ApprovalSpec)>> {
-    use policy_engine::bundle::{ApprovalMode, RuleAction};
+    use policy_engine::bundle::RuleAction;
     let mut out = Vec::new();
     for id in &d.rules {
         let rule = cp.policy.prompt_rules.iter().find(|r| &r.id == id)?;
         if rule.action != RuleAction::RequireApproval {
             continue;
         }
-        let spec = rule
-            .approval
-            .as_ref()
-            .filter(|a| a.mode == ApprovalMode::Hold)?;
-        out.push((id.as_str(), spec));
+        out.push((id.as_str(), rule.approval.as_ref()?));
     }
     (!out.is_empty()).then_some(out)
 }
@@ -853,9 +852,13 @@ impl ExternalProcessor for Service {
                 };
                 // A request that needs approval waits here for it.
                 if let (Some(a), Ok(granted)) = (x.hold.take(), &resp) {
-                    resp = shared
-                        .hold(&mut x, a, granted.clone(), &tx, &mut inbound)
-                        .await;
+                    resp = if a.mode == policy_engine::bundle::ApprovalMode::Deferred {
+                        Ok(shared.deferred(&mut x, a, granted.clone()).await)
+                    } else {
+                        shared
+                            .hold(&mut x, a, granted.clone(), &tx, &mut inbound)
+                            .await
+                    };
                     if resp.is_err() {
                         break;
                     }

@@ -186,6 +186,7 @@ impl Shared {
             ));
         }
         tracing::info!(request_id = %x.request_id, approval = %id, rules = ?a.rules(), "request held for approval");
+        self.notifier.notify(&a);
         let remaining = Duration::from_millis(a.expires_ms.saturating_sub(now_ms()));
         let extend = ProcessingResponse {
             override_message_timeout: prost_duration(remaining + DEADLINE_MARGIN),
@@ -286,6 +287,76 @@ impl Shared {
         }
         let (status, code, msg) = a.refusal();
         Ok(self.end_hold(x, status, code, &msg))
+    }
+
+    /// A deferred approval: the caller is answered at once. An identical request (same
+    /// caller, same digest) that a reviewer approved goes on, once; one still pending is
+    /// refused again with the same approval id; otherwise a new approval is asked for.
+    pub async fn deferred(
+        &self,
+        x: &mut Exchange,
+        a: Approval,
+        granted: ProcessingResponse,
+    ) -> ProcessingResponse {
+        let requester = a.requester.clone();
+        let now = now_ms();
+        let earlier = match self.store.approval_by_digest(a.digest.clone()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "reading approvals failed; request refused");
+                return self.end_hold(
+                    x,
+                    503,
+                    "session_store_unavailable",
+                    "the gateway cannot read approvals (session store unavailable); retry later",
+                );
+            }
+        };
+        let mine = |e: &&Approval| {
+            e.requester.issuer == requester.issuer
+                && e.requester.principal == requester.principal
+                && e.policy == a.policy
+        };
+        for e in earlier
+            .iter()
+            .filter(mine)
+            .filter(|e| e.usable_by(&requester, now))
+        {
+            let used = self
+                .change_approval(&e.id, &requester, Approval::mark_used)
+                .await;
+            if matches!(&used, Ok(Some(u)) if u.state == State::Used && u.version == e.version + 1)
+            {
+                if let Some(d) = x.decision.as_mut() {
+                    d.enforced = "allow".into();
+                    d.status = 200;
+                    d.reason = "approved".into();
+                    d.message = format!("approved (approval {})", e.id);
+                }
+                tracing::info!(request_id = %x.request_id, approval = %e.id, "deferred approval used");
+                return granted;
+            }
+        }
+        let pending = earlier
+            .iter()
+            .filter(mine)
+            .find(|e| e.state == State::Pending && now < e.expires_ms);
+        let id = match pending {
+            Some(p) => p.id.clone(),
+            None => match self.save_change(&a, None, &requester, None).await {
+                Ok(true) => {
+                    self.notifier.notify(&a);
+                    a.id.clone()
+                }
+                _ => {
+                    return self.end_hold(x, 503, "session_store_unavailable", "the gateway cannot record this approval (session store unavailable); retry later")
+                }
+            },
+        };
+        let msg = format!(
+            "this request needs a reviewer's approval ({id}); once approved, send the identical request again (it then passes once)"
+        );
+        self.end_hold(x, 403, "approval_pending", &msg)
     }
 
     /// Cancel pending holds whose server stopped saying it is alive (it stopped, and the

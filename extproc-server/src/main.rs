@@ -8,6 +8,7 @@ mod demo;
 mod extproc;
 mod hold;
 mod mask;
+mod notify;
 mod policy_cmd;
 mod review;
 mod sessions;
@@ -110,6 +111,28 @@ struct ServeArgs {
     /// File holding the key for the `hash` masking style.
     #[arg(long, env = "GATEHOUSE_MASK_KEY_FILE")]
     mask_key_file: Option<PathBuf>,
+    /// Generic webhook told of every new approval (signed JSON; repeatable).
+    #[arg(
+        long = "webhook",
+        env = "GATEHOUSE_WEBHOOKS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    webhooks: Vec<String>,
+    /// Slack-compatible incoming webhook told of every new approval (repeatable).
+    #[arg(
+        long = "slack-webhook",
+        env = "GATEHOUSE_SLACK_WEBHOOKS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    slack_webhooks: Vec<String>,
+    /// File holding the key that signs generic webhooks (required with `--webhook`).
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_KEY_FILE")]
+    webhook_key_file: Option<PathBuf>,
+    /// This server's API as reviewers reach it, for links in notifications.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -123,11 +146,34 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let key = std::fs::read_to_string(&a.handoff_key_file)
         .with_context(|| format!("reading {}", a.handoff_key_file.display()))?;
     let store = store::open(&a.store, a.checkpoint_key_file.as_deref()).await?;
-    let shared = std::sync::Arc::new(extproc::Shared::new(
+    for u in a.webhooks.iter().chain(&a.slack_webhooks) {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            anyhow::bail!("webhook `{}` is not an http(s) URL", store::redact_url(u));
+        }
+    }
+    let webhook_key = match (&a.webhook_key_file, a.webhooks.is_empty()) {
+        (Some(p), _) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .trim()
+            .as_bytes()
+            .to_vec(),
+        (None, false) => {
+            anyhow::bail!("--webhook needs --webhook-key-file (the key that signs it)")
+        }
+        (None, true) => Vec::new(),
+    };
+    let mut shared = extproc::Shared::new(
         std::sync::Arc::new(engine),
         key.trim().as_bytes().to_vec(),
         store.clone(),
-    ));
+    );
+    shared.notifier = notify::Notifier::start(notify::Targets {
+        webhooks: a.webhooks.clone(),
+        slack: a.slack_webhooks.clone(),
+        key: webhook_key,
+        public_url: a.public_url.clone(),
+    });
+    let shared = std::sync::Arc::new(shared);
     {
         let shared = shared.clone();
         tokio::spawn(async move {

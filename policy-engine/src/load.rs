@@ -269,12 +269,6 @@ fn check_approval(rf: &str, r: &crate::bundle::PromptRule, out: &mut Vec<(String
             "name at least one reviewer group or principal".into(),
         ));
     }
-    if a.mode == ApprovalMode::Deferred {
-        out.push((
-            format!("{f}.mode"),
-            "`deferred` approvals are not available yet; use `hold`".into(),
-        ));
-    }
     if a.approvals == 0 || a.approvals > 10 {
         out.push((format!("{f}.approvals"), "must be between 1 and 10".into()));
     }

@@ -63,6 +63,8 @@ pub enum Domain {
     Handoff,
     Event,
     LocalReply,
+    /// Webhooks that tell reviewers of a pending approval (the webhook key).
+    Webhook,
 }
 
 impl Domain {
@@ -71,6 +73,7 @@ impl Domain {
             Domain::Handoff => b"gatehouse/handoff/v1\n",
             Domain::Event => b"gatehouse/event/v1\n",
             Domain::LocalReply => b"gatehouse/local-reply/v1\n",
+            Domain::Webhook => b"gatehouse/webhook/v1\n",
         }
     }
 }

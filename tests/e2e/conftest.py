@@ -39,13 +39,14 @@ class Stack:
     server at a shared session store (default: an SQLite store in the stack's directory)."""
 
     def __init__(self, workdir: pathlib.Path, bundle: pathlib.Path, ports=None, base_id=21,
-                 store=None, checkpoint_key=None):
+                 store=None, checkpoint_key=None, server_args=()):
         self.dir = workdir
         self.bundle = bundle
         self.ports = ports or PORTS
         self.base_id = base_id
         self.store = store or self.dir / "store"
         self.checkpoint_key = checkpoint_key
+        self.server_args = list(server_args)
         self.procs = []
         self.base = f"http://127.0.0.1:{self.ports['listen']}"
         self.api = f"http://127.0.0.1:{self.ports['http']}"
@@ -83,7 +84,7 @@ class Stack:
         ]
         if self.checkpoint_key:
             cmd += ["--checkpoint-key-file", self.checkpoint_key]
-        return subprocess.Popen(cmd, stdout=log, stderr=log)
+        return subprocess.Popen(cmd + self.server_args, stdout=log, stderr=log)
 
     def stop(self):
         for p in reversed(self.procs):

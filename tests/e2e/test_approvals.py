@@ -2,7 +2,11 @@
 waits in ext_proc until a reviewer of the named group decides (through the HTTP API or the
 CLI), and goes on unchanged, or fails with the reason, or expires, or is cancelled when its
 caller hangs up. Every state change is a session record."""
+import hashlib
+import hmac
+import http.server
 import json
+import re
 import subprocess
 import threading
 import time
@@ -181,7 +185,12 @@ def strict(workdir):
     d = workdir / "strict-approvals"
     d.mkdir()
     ports = dict(listen=24000, admin=24901, grpc=24081, http=24082, upstream=24080, idp=PORTS["idp"])
-    s = Stack(d, bundle, ports=ports, base_id=24)
+    key = d / "webhook.key"
+    key.write_text("webhook-test-key")
+    hook = f"http://127.0.0.1:{HOOK_PORT}"
+    s = Stack(d, bundle, ports=ports, base_id=24, server_args=[
+        "--webhook", f"{hook}/generic", "--slack-webhook", f"{hook}/slack", "--webhook-key-file", key,
+        "--public-url", "https://gatehouse.example.com"])
     try:
         s.start()
     except Exception:
@@ -190,6 +199,66 @@ def strict(workdir):
         raise
     yield s
     s.stop()
+
+
+HOOK_PORT = 24500
+
+
+class Hooks(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: the first delivery to each path fails (503), later ones are kept."""
+    seen, failed = [], set()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path not in Hooks.failed:
+            Hooks.failed.add(self.path)
+            self.send_response(503)
+            self.end_headers()
+            return
+        Hooks.seen.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", HOOK_PORT), Hooks)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield Hooks
+    srv.shutdown()
+
+
+def test_reviewers_are_notified_by_signed_webhook_and_slack_with_retries(strict, hooks):
+    marker = f"merger-{uuid.uuid4().hex[:8]}"
+    bob = strict.token("bob", groups=("legal",))
+    held = Held(strict, strict.token("gus", groups=("eng",)), f"merger ({marker})")
+    a = pending_for(strict, bob, marker)
+    deadline = time.time() + 15  # the first attempt fails; the retry comes ~1 s later
+    while time.time() < deadline:
+        got = {p: (h, b) for p, h, b in hooks.seen if a["id"].encode() in b}
+        if len(got) == 2:
+            break
+        time.sleep(0.2)
+    assert set(got) == {"/generic", "/slack"}, list(got)
+    headers, body = got["/generic"]
+    ts = headers["x-gatehouse-timestamp"]
+    mac = hmac.new(b"webhook-test-key", b"gatehouse/webhook/v1\n" + ts.encode() + b"\n" + body, hashlib.sha256)
+    assert headers["x-gatehouse-signature"] == "sha256=" + mac.hexdigest()
+    payload = json.loads(body)
+    assert payload["type"] == "approval.pending" and payload["approval"]["id"] == a["id"]
+    assert payload["approval"]["requester"]["principal"] == "gus"
+    assert payload["decide"]["approve"] == f"https://gatehouse.example.com/v1/approvals/{a['id']}/approve"
+    text = json.loads(got["/slack"][1])["text"]
+    assert f"gatehouse approvals approve {a['id']}" in text and "legal-review" in text
+    # The hold went on waiting meanwhile; decide it so the caller is not left hanging.
+    carol = strict.token("carol", groups=("legal",))
+    for who in (bob, carol):
+        api(strict, who, "POST", f"/v1/approvals/{a['id']}/approve", json={"reason": "ok"})
+    held.join(15)
+    assert held.response.status_code == 200
 
 
 EXTRA_RULES = """      - id: board-review
@@ -207,7 +276,41 @@ EXTRA_RULES = """      - id: board-review
       - id: no-reviewers
         action: require_approval
         literals: ["insider list"]
+      - id: press-review
+        action: require_approval
+        literals: ["press release"]
+        approval:
+          reviewers: {groups: [legal]}
+          ttl_seconds: 60
+          mode: deferred
 """
+
+
+def test_a_deferred_approval_lets_exactly_one_identical_retry_through(strict):
+    gus = strict.token("gus", groups=("eng",))
+    bob = strict.token("bob", groups=("legal",))
+    text = f"draft the press release {uuid.uuid4().hex[:8]}"
+    ask = lambda content=text, token=gus: strict.post(  # noqa: E731
+        "/v1/chat/completions", chat(content, model="gpt-4o"), token=token)
+    r = ask()
+    assert r.status_code == 403 and r.json()["error"]["code"] == "approval_pending"
+    apr = re.search(r"apr-[0-9a-f]+", r.json()["error"]["message"]).group(0)
+    # Asking again before anyone decided points at the same approval.
+    r = ask()
+    assert r.status_code == 403 and apr in r.json()["error"]["message"]
+    r = api(strict, bob, "POST", f"/v1/approvals/{apr}/approve", json={"reason": "fine"})
+    assert r.status_code == 200 and r.json()["state"] == "approved"
+    # A changed request, or the same one by someone else, is not what was approved.
+    r = ask(text + " and more")
+    assert r.status_code == 403 and apr not in r.json()["error"]["message"]
+    r = ask(token=strict.token("hal", groups=("eng",)))
+    assert r.status_code == 403 and apr not in r.json()["error"]["message"]
+    # The identical retry passes, once.
+    assert ask().status_code == 200
+    assert api(strict, bob, "GET", f"/v1/approvals/{apr}").json()["state"] == "used"
+    r = ask()
+    assert r.status_code == 403 and r.json()["error"]["code"] == "approval_pending"
+    assert apr not in r.json()["error"]["message"]
 
 
 def test_every_matched_approval_rule_needs_its_own_reviewers(strict):

@@ -182,6 +182,60 @@ def test_tampering_in_postgres_is_named(pg, replicas, workdir):
     assert out.returncode == 0, out.stderr
 
 
+def test_a_caller_with_an_oversized_principal_is_recorded_and_spoils_no_one_elses_record(pg, replicas, workdir):
+    """A token claim can be any size; an index entry cannot. The record keeps the whole
+    principal, the index column a bounded prefix, and the requests around it are unaffected."""
+    a, _ = replicas
+    # Incompressible and over PostgreSQL's ~2.7 KB index entry limit, within the token limit.
+    big = base64.urlsafe_b64encode(os.urandom(3600)).decode()
+    tokens = [a.token(big, groups=("eng",)), a.token("frank", groups=("eng",))]
+    results = []
+
+    def call(t):
+        r = a.post("/v1/chat/completions", chat("hello"), token=t)
+        results.append((r.status_code, r.headers.get("x-gatehouse-request-id"), r.text[:300]))
+
+    threads = [threading.Thread(target=call, args=(tokens[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s for s, _, _ in results] == [200] * 8, results
+    for _, rid, _ in results:
+        out = gatehouse("sessions", "show", rid, "--store", pg.url)
+        assert out.returncode == 0, out.stderr
+    out = gatehouse("sessions", "verify", "--store", pg.url, "--public-key", public_key(workdir))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_an_approval_decided_on_one_replica_releases_the_hold_on_the_other(pg, replicas):
+    a, b = replicas
+    marker = f"merger-{os.urandom(4).hex()}"
+    done = {}
+
+    def ask():
+        done["r"] = a.post("/v1/chat/completions", chat(f"merger memo ({marker})", model="gpt-4o"),
+                           token=a.token("hana", groups=("eng",)))
+
+    t = threading.Thread(target=ask)
+    t.start()
+    reviewer = b.token("ivan", groups=("legal",))
+    hdr = {"authorization": f"Bearer {reviewer}"}
+    deadline = time.time() + 10
+    found = []
+    while not found and time.time() < deadline:
+        r = requests.get(f"{b.api}/v1/approvals", params={"state": "pending"}, headers=hdr, timeout=5)
+        found = [x for x in r.json() if marker in x["summary"]]
+        time.sleep(0.1)
+    assert found, "replica b does not see the approval held on replica a"
+    r = requests.post(f"{b.api}/v1/approvals/{found[0]['id']}/approve", json={"reason": "ok from b"},
+                      headers=hdr, timeout=5)
+    assert r.status_code == 200, r.text
+    t.join(15)
+    assert done["r"].status_code == 200, done["r"].text
+
+
+# Last in this module: it stops and restarts the database under the replicas.
 def wait_health(s, want, timeout=15):
     deadline = time.time() + timeout
     while True:
@@ -238,56 +292,3 @@ def test_store_down_fails_closed_unless_the_policy_continues_and_counts(pg, repl
     rid = r.headers["x-gatehouse-request-id"]
     out = gatehouse("sessions", "show", rid, "--store", pg.url)
     assert out.returncode == 0 and "erin" in out.stdout, out.stderr
-
-
-def test_a_caller_with_an_oversized_principal_is_recorded_and_spoils_no_one_elses_record(pg, replicas, workdir):
-    """A token claim can be any size; an index entry cannot. The record keeps the whole
-    principal, the index column a bounded prefix, and the requests around it are unaffected."""
-    a, _ = replicas
-    # Incompressible and over PostgreSQL's ~2.7 KB index entry limit, within the token limit.
-    big = base64.urlsafe_b64encode(os.urandom(3600)).decode()
-    tokens = [a.token(big, groups=("eng",)), a.token("frank", groups=("eng",))]
-    results = []
-
-    def call(t):
-        r = a.post("/v1/chat/completions", chat("hello"), token=t)
-        results.append((r.status_code, r.headers.get("x-gatehouse-request-id"), r.text[:300]))
-
-    threads = [threading.Thread(target=call, args=(tokens[i % 2],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [s for s, _, _ in results] == [200] * 8, results
-    for _, rid, _ in results:
-        out = gatehouse("sessions", "show", rid, "--store", pg.url)
-        assert out.returncode == 0, out.stderr
-    out = gatehouse("sessions", "verify", "--store", pg.url, "--public-key", public_key(workdir))
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
-def test_an_approval_decided_on_one_replica_releases_the_hold_on_the_other(pg, replicas):
-    a, b = replicas
-    marker = f"merger-{os.urandom(4).hex()}"
-    done = {}
-
-    def ask():
-        done["r"] = a.post("/v1/chat/completions", chat(f"merger memo ({marker})", model="gpt-4o"),
-                           token=a.token("hana", groups=("eng",)))
-
-    t = threading.Thread(target=ask)
-    t.start()
-    reviewer = b.token("ivan", groups=("legal",))
-    hdr = {"authorization": f"Bearer {reviewer}"}
-    deadline = time.time() + 10
-    found = []
-    while not found and time.time() < deadline:
-        r = requests.get(f"{b.api}/v1/approvals", params={"state": "pending"}, headers=hdr, timeout=5)
-        found = [x for x in r.json() if marker in x["summary"]]
-        time.sleep(0.1)
-    assert found, "replica b does not see the approval held on replica a"
-    r = requests.post(f"{b.api}/v1/approvals/{found[0]['id']}/approve", json={"reason": "ok from b"},
-                      headers=hdr, timeout=5)
-    assert r.status_code == 200, r.text
-    t.join(15)
-    assert done["r"].status_code == 200, done["r"].text

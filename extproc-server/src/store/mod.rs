@@ -216,6 +216,8 @@ pub trait Store: Send + Sync {
         state: Option<ApprovalState>,
         limit: usize,
     ) -> StoreFuture<Vec<Approval>>;
+    /// Approvals of the exact request with this digest, newest first.
+    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>>;
     /// The server holding a request for approval `id` is alive (not a change: no version).
     fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()>;
     /// Pending approvals whose holder last said it was alive before `before_ms`.
@@ -457,6 +459,18 @@ impl Store for MemoryStore {
             .filter(|a| state.is_none_or(|s| a.state == s))
             .take(limit)
             .cloned()
+            .collect();
+        Box::pin(async move { Ok(v) })
+    }
+
+    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+        let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let v: Vec<Approval> = g
+            .iter()
+            .rev()
+            .filter(|x| x.0.digest == digest)
+            .take(20)
+            .map(|x| x.0.clone())
             .collect();
         Box::pin(async move { Ok(v) })
     }

@@ -75,9 +75,11 @@ CREATE TABLE IF NOT EXISTS gatehouse.approvals (
     created_ms BIGINT NOT NULL,
     expires_ms BIGINT NOT NULL,
     heartbeat_ms BIGINT NOT NULL,
+    digest     TEXT NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON gatehouse.approvals(state, created_ms);
+CREATE INDEX IF NOT EXISTS approvals_digest ON gatehouse.approvals(digest, created_ms);
 CREATE TABLE IF NOT EXISTS gatehouse.checkpoints (
     seq       BIGINT PRIMARY KEY,
     hash      TEXT NOT NULL,
@@ -525,9 +527,9 @@ async fn write_approval(
     let n = match ch.expected {
         None => {
             t.execute(
-                "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body)
-                 VALUES ($1, $2, $3, $4, $5, $4, $6) ON CONFLICT (id) DO NOTHING",
-                &[&a.id, &a.state.as_str(), &version, &created, &expires, &body],
+                "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, body)
+                 VALUES ($1, $2, $3, $4, $5, $4, $7, $6) ON CONFLICT (id) DO NOTHING",
+                &[&a.id, &a.state.as_str(), &version, &created, &expires, &body, &a.digest],
             )
             .await?
         }
@@ -786,6 +788,26 @@ impl Store for PgStore {
 
     fn append(&self, record: Record) -> oneshot::Receiver<Result<u64, StoreError>> {
         self.enqueue(record, None)
+    }
+
+    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let rows = c
+                .query(
+                    "SELECT body FROM gatehouse.approvals WHERE digest = $1 ORDER BY created_ms DESC LIMIT 20",
+                    &[&digest],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    let b: String = r.try_get(0).map_err(err)?;
+                    serde_json::from_str(&b).map_err(err)
+                })
+                .collect()
+        })
     }
 
     fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {

@@ -71,9 +71,11 @@ CREATE TABLE IF NOT EXISTS approvals (
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     heartbeat_ms INTEGER NOT NULL,
+    digest     TEXT NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, created_ms);
+CREATE INDEX IF NOT EXISTS approvals_digest ON approvals(digest, created_ms);
 ";
 
 /// A record column as bytes, whether SQLite holds it as text or as a blob.
@@ -341,8 +343,8 @@ fn write_approval(t: &rusqlite::Transaction<'_>, ch: &ApprovalWrite) -> rusqlite
     let body = serde_json::to_string(a).unwrap_or_default();
     let n = match ch.expected {
         None => t.execute(
-            "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)",
-            params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body],
+            "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?7, ?6)",
+            params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body, a.digest],
         )?,
         Some(v) => t.execute(
             "UPDATE approvals SET state = ?2, version = ?3, body = ?4 WHERE id = ?1 AND version = ?5",
@@ -469,6 +471,24 @@ impl Store for SqliteStore {
                     ],
                     |r| r.get::<_, String>(0),
                 )
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for b in rows {
+                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+        let me = self.read_handle();
+        blocking(move || {
+            let c = me.reader()?;
+            let mut stmt = c
+                .prepare("SELECT body FROM approvals WHERE digest = ?1 ORDER BY created_ms DESC LIMIT 20")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([digest], |r| r.get::<_, String>(0))
                 .map_err(err)?;
             let mut out = Vec::new();
             for b in rows {
