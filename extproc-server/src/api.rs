@@ -48,19 +48,23 @@ async fn events(
     }
 }
 
-/// The caller must be an auditor named in the bundle's `audit` section.
-fn auditor(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
-    let token = headers
+/// The bearer token of a request.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .ok_or((
-            StatusCode::UNAUTHORIZED,
-            "a bearer token of an auditor is required".to_owned(),
-        ))?;
+}
+
+/// The caller must be an auditor named in the bundle's `audit` section.
+fn auditor(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    let token = bearer(headers).ok_or((
+        StatusCode::UNAUTHORIZED,
+        "a bearer token of an auditor is required".to_owned(),
+    ))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

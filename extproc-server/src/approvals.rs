@@ -61,6 +61,13 @@ pub struct Person {
     pub groups: Vec<String>,
 }
 
+impl Person {
+    /// Who someone is across issuers: the issuer and the principal.
+    pub fn key(&self) -> String {
+        format!("{}\n{}", self.issuer, self.principal)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vote {

@@ -29,6 +29,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 /// How often each server looks for such holds.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Most deferred approvals one caller may have waiting at once.
+const MAX_OPEN_DEFERRED: u64 = 20;
 
 /// The gateway itself, as the actor of changes no person made (a dead hold cancelled).
 fn gateway() -> Person {
@@ -131,24 +133,25 @@ impl Shared {
     }
 
     /// Apply `change` to the stored approval until it sticks (or no longer applies).
-    /// Returns the approval as stored afterwards.
+    /// Returns the approval as stored afterwards, and whether this call's change is what
+    /// was stored (false: `change` did not apply to what was read).
     pub async fn change_approval(
         &self,
         id: &str,
         actor: &Person,
         change: impl Fn(&mut Approval) -> bool,
-    ) -> Result<Option<Approval>, StoreError> {
+    ) -> Result<Option<(Approval, bool)>, StoreError> {
         for _ in 0..5 {
             let Some(mut a) = self.store.approval_get(id.to_owned()).await? else {
                 return Ok(None);
             };
             let read = a.version;
             if !change(&mut a) {
-                return Ok(Some(a));
+                return Ok(Some((a, false)));
             }
             if self.save_change(&a, Some(read), actor, None).await? {
                 self.approvals.notify(id, a.state);
-                return Ok(Some(a));
+                return Ok(Some((a, true)));
             }
         }
         Err(StoreError::Unavailable(
@@ -244,8 +247,8 @@ impl Shared {
                 })
                 .await;
             match current {
-                Ok(Some(a)) if a.state == State::Pending => continue,
-                Ok(Some(a)) => break Ok(a),
+                Ok(Some((a, _))) if a.state == State::Pending => continue,
+                Ok(Some((a, _))) => break Ok(a),
                 Ok(None) => break Err("the approval disappeared from the store"),
                 Err(e) => {
                     tracing::warn!(error = %e, approval = %id, "reading a held approval failed");
@@ -265,16 +268,10 @@ impl Shared {
             let used = self
                 .change_approval(&id, &requester, Approval::mark_used)
                 .await;
-            // Released only when this hold itself marked the approval used (an approval is
-            // used once).
-            if matches!(&used, Ok(Some(u)) if u.state == State::Used && u.version == a.version + 1)
-            {
-                if let Some(d) = x.decision.as_mut() {
-                    d.enforced = "allow".into();
-                    d.status = 200;
-                    d.reason = "approved".into();
-                    d.message = format!("approved (approval {id})");
-                }
+            // Released only when this hold's own change marked the approval used (an
+            // approval is used once).
+            if matches!(&used, Ok(Some((u, true))) if u.state == State::Used) {
+                approved(x, &id);
                 tracing::info!(request_id = %x.request_id, approval = %id, "approved; request goes on");
                 return Ok(granted);
             }
@@ -300,7 +297,11 @@ impl Shared {
     ) -> ProcessingResponse {
         let requester = a.requester.clone();
         let now = now_ms();
-        let earlier = match self.store.approval_by_digest(a.digest.clone()).await {
+        let earlier = match self
+            .store
+            .approval_by_digest(a.digest.clone(), requester.key())
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "reading approvals failed; request refused");
@@ -312,10 +313,12 @@ impl Shared {
                 );
             }
         };
+        // Granted under the same policy and the same requirements: an approval given under
+        // rules a newer bundle made stricter does not stand in for the new ones.
         let mine = |e: &&Approval| {
-            e.requester.issuer == requester.issuer
-                && e.requester.principal == requester.principal
+            e.requester.key() == requester.key()
                 && e.policy == a.policy
+                && e.requirements == a.requirements
         };
         for e in earlier
             .iter()
@@ -325,14 +328,10 @@ impl Shared {
             let used = self
                 .change_approval(&e.id, &requester, Approval::mark_used)
                 .await;
-            if matches!(&used, Ok(Some(u)) if u.state == State::Used && u.version == e.version + 1)
-            {
-                if let Some(d) = x.decision.as_mut() {
-                    d.enforced = "allow".into();
-                    d.status = 200;
-                    d.reason = "approved".into();
-                    d.message = format!("approved (approval {})", e.id);
-                }
+            // Only the request whose own change marked it used goes on: of two identical
+            // retries at once, one wins the compare-and-set, the other reads `used`.
+            if matches!(&used, Ok(Some((u, true))) if u.state == State::Used) {
+                approved(x, &e.id);
                 tracing::info!(request_id = %x.request_id, approval = %e.id, "deferred approval used");
                 return granted;
             }
@@ -343,15 +342,28 @@ impl Shared {
             .find(|e| e.state == State::Pending && now < e.expires_ms);
         let id = match pending {
             Some(p) => p.id.clone(),
-            None => match self.save_change(&a, None, &requester, None).await {
+            None => {
+                // Each open approval is a reviewer's time: callers get a bounded number.
+                match self.store.approval_open_deferred(requester.key()).await {
+                    Ok(n) if n < MAX_OPEN_DEFERRED => {}
+                    Ok(_) => {
+                        return self.end_hold(x, 429, "too_many_open_approvals", "too many of your requests are waiting for approval; wait for a decision and retry")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading approvals failed; request refused");
+                        return self.end_hold(x, 503, "session_store_unavailable", "the gateway cannot read approvals (session store unavailable); retry later");
+                    }
+                }
+                match self.save_change(&a, None, &requester, None).await {
                 Ok(true) => {
                     self.notifier.notify(&a);
                     a.id.clone()
                 }
-                _ => {
-                    return self.end_hold(x, 503, "session_store_unavailable", "the gateway cannot record this approval (session store unavailable); retry later")
+                    _ => {
+                        return self.end_hold(x, 503, "session_store_unavailable", "the gateway cannot record this approval (session store unavailable); retry later")
+                    }
                 }
-            },
+            }
         };
         let msg = format!(
             "this request needs a reviewer's approval ({id}); once approved, send the identical request again (it then passes once)"
@@ -359,29 +371,33 @@ impl Shared {
         self.end_hold(x, 403, "approval_pending", &msg)
     }
 
-    /// Cancel pending holds whose server stopped saying it is alive (it stopped, and the
-    /// caller's stream with it): each gets its `cancelled` record.
+    /// Settle pending approvals nobody will settle otherwise: those past their deadline
+    /// expire, and holds whose server stopped saying it is alive (it stopped, and the
+    /// caller's stream with it) are cancelled. Each change gets its record.
     pub async fn sweep_dead_holds(&self) {
-        let before = now_ms().saturating_sub(STALE_AFTER.as_millis() as u64);
-        let stale = match self.store.approval_stale(before).await {
+        let now = now_ms();
+        let before = now.saturating_sub(STALE_AFTER.as_millis() as u64);
+        let stale = match self.store.approval_to_settle(before, now).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for dead holds failed");
+                tracing::warn!(error = %e, "looking for approvals to settle failed");
                 return;
             }
         };
-        for a in stale
-            .into_iter()
-            .filter(|a| a.mode == policy_engine::bundle::ApprovalMode::Hold)
-        {
+        for a in stale {
             let r = self
                 .change_approval(&a.id, &gateway(), |a| {
-                    a.cancel("the server holding the request stopped")
+                    let read = a.version;
+                    if !a.expire_if_due(now) && a.mode == policy_engine::bundle::ApprovalMode::Hold
+                    {
+                        a.cancel("the server holding the request stopped");
+                    }
+                    a.version != read
                 })
                 .await;
             match r {
-                Ok(Some(x)) if x.state == State::Cancelled => {
-                    tracing::info!(approval = %a.id, request_id = %a.request_id, "dead hold cancelled")
+                Ok(Some((x, true))) => {
+                    tracing::info!(approval = %a.id, request_id = %a.request_id, state = x.state.as_str(), "approval settled by the gateway")
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -410,6 +426,16 @@ impl Shared {
         x.finish_refused(status);
         self.record(x);
         x.refuse(status, code, msg)
+    }
+}
+
+/// The exchange's decision once its approval let it go on.
+fn approved(x: &mut Exchange, id: &str) {
+    if let Some(d) = x.decision.as_mut() {
+        d.enforced = "allow".into();
+        d.status = 200;
+        d.reason = "approved".into();
+        d.message = format!("approved (approval {id})");
     }
 }
 

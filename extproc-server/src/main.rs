@@ -152,11 +152,17 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let webhook_key = match (&a.webhook_key_file, a.webhooks.is_empty()) {
-        (Some(p), _) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .trim()
-            .as_bytes()
-            .to_vec(),
+        (Some(p), _) => {
+            let k = std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec();
+            if k.len() < 32 {
+                anyhow::bail!("{}: a webhook key needs at least 32 bytes", p.display());
+            }
+            k
+        }
         (None, false) => {
             anyhow::bail!("--webhook needs --webhook-key-file (the key that signs it)")
         }

@@ -31,6 +31,9 @@ const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Notifications waiting to be sent; beyond this they are dropped (and logged).
 const QUEUE: usize = 1000;
+/// Deliveries in flight at once (each may hold a blocking thread for its timeout); a
+/// notification that finds none free is dropped and logged, never queued without bound.
+const IN_FLIGHT: usize = 16;
 
 /// The sending side: `notify` never waits.
 #[derive(Clone)]
@@ -50,12 +53,21 @@ impl Notifier {
             return Notifier::none();
         }
         let (tx, mut rx) = mpsc::channel::<Approval>(QUEUE);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         tokio::spawn(async move {
             while let Some(a) = rx.recv().await {
                 for (url, body, signed) in messages(&targets, &a) {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(approval = %a.id, "reviewer notification dropped (too many deliveries in flight)");
+                        continue;
+                    };
                     let key = targets.key.clone();
                     // Each delivery retries on its own, so a slow receiver holds up no other.
-                    tokio::spawn(deliver(url, body, signed.then_some(key), a.id.clone()));
+                    let id = a.id.clone();
+                    tokio::spawn(async move {
+                        deliver(url, body, signed.then_some(key), id).await;
+                        drop(permit);
+                    });
                 }
             }
         });
@@ -114,10 +126,20 @@ pub fn payload(t: &Targets, a: &Approval) -> Value {
 fn slack_text(t: &Targets, a: &Approval) -> String {
     let rules: Vec<String> = a.requirements.iter().map(|r| r.rule.clone()).collect();
     let secs = a.expires_ms.saturating_sub(a.created_ms) / 1000;
-    let summary: String = a.summary.chars().take(300).collect();
+    // The summary is the caller's text: escaped as Slack asks (no mentions, no links of
+    // the caller's making) and without backticks, inside a code block.
+    let summary: String = a
+        .summary
+        .chars()
+        .take(300)
+        .filter(|c| *c != '`')
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     let mut text = format!(
-        "*Approval needed* for a request by `{}` (rules: {}), decide within {secs}s.\n> {}\nApprove: `gatehouse approvals approve {} --reason \"...\"`\nDeny: `gatehouse approvals deny {} --reason \"...\"`",
-        a.requester.principal,
+        "*Approval needed* for a request by `{}` (rules: {}), decide within {secs}s.\n```{}```\nApprove: `gatehouse approvals approve {} --reason \"...\"`\nDeny: `gatehouse approvals deny {} --reason \"...\"`",
+        a.requester.principal.replace('`', ""),
         rules.join(", "),
         summary.replace('\n', " "),
         a.id,
@@ -178,10 +200,17 @@ fn post(url: &str, body: &[u8], key: Option<&[u8]>) -> Result<(), String> {
             .set("x-gatehouse-timestamp", &ts.to_string())
             .set("x-gatehouse-signature", &signature(k, ts, body));
     }
+    // Errors name the host and the kind only: a webhook URL's path or query is a secret
+    // (Slack's is the credential itself).
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', '?']).next())
+        .unwrap_or("?");
     match req.send_bytes(body) {
         Ok(_) => Ok(()),
-        Err(ureq::Error::Status(code, _)) => Err(format!("the receiver answered {code}")),
-        Err(e) => Err(e.to_string()),
+        Err(ureq::Error::Status(code, _)) => Err(format!("{host} answered {code}")),
+        Err(ureq::Error::Transport(t)) => Err(format!("{host}: {:?}", t.kind())),
     }
 }
 

@@ -33,19 +33,12 @@ fn unavailable(e: &crate::store::StoreError) -> Response {
 
 /// The caller, from the bearer token.
 fn caller(s: &Shared, headers: &HeaderMap) -> Result<Person, (StatusCode, String)> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| {
-            (
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required".to_owned(),
-            )
-        })?;
+    let token = crate::api::bearer(headers).ok_or_else(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required".to_owned(),
+        )
+    })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

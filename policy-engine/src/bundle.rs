@@ -252,6 +252,10 @@ pub struct PromptRule {
     /// Match literals and regexes ignoring case (text is case-folded first).
     #[serde(default)]
     pub case_insensitive: bool,
+    /// Model globs: the rule applies only to requests for these models. A `block` or
+    /// `require_approval` rule with models and no patterns matches every such request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     /// Message returned to the caller when the rule blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -370,6 +370,11 @@ impl CompiledPolicy {
 }
 
 /// Glob match with `*` (any run) and `?` (one character).
+/// Whether a prompt rule applies to a request for `model` (rules without models apply to all).
+fn applies_to_model(r: &crate::bundle::PromptRule, model: Option<&str>) -> bool {
+    r.models.is_empty() || model.is_some_and(|m| r.models.iter().any(|g| glob(g, m)))
+}
+
 pub fn glob(pattern: &str, s: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = s.chars().collect();
@@ -717,6 +722,10 @@ impl Engine {
                     .unwrap_or_else(|| "regex".into()),
             };
             let rule = p.prompt_rules.iter().find(|r| &r.id == id);
+            // A rule limited to models applies only to requests for them.
+            if !rule.is_none_or(|r| applies_to_model(r, x.model.as_deref())) {
+                continue;
+            }
             match action {
                 RuleAction::Block => {
                     let msg = rule
@@ -738,6 +747,32 @@ impl Engine {
                     }
                 }
                 RuleAction::Allow => {}
+            }
+        }
+        // Rules that name models and no patterns match every request for those models.
+        for r in p.prompt_rules.iter().filter(|r| {
+            !r.models.is_empty()
+                && r.literals.is_empty()
+                && r.regexes.is_empty()
+                && r.detectors.is_empty()
+                && applies_to_model(r, x.model.as_deref())
+        }) {
+            match r.action {
+                RuleAction::Block => {
+                    let msg = r
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("request blocked by rule `{}`", r.id));
+                    block(&mut d, 403, &r.id, "model", "model", msg);
+                }
+                RuleAction::RequireApproval if approvals.len() < MAX_FINDINGS => {
+                    approvals.push(Finding {
+                        rule: r.id.clone(),
+                        field: "model".into(),
+                        source: "model".into(),
+                    });
+                }
+                _ => {}
             }
         }
         if d.verdict == Verdict::Allow && !approvals.is_empty() {
@@ -789,6 +824,66 @@ mod prompt_rule_tests {
             claims: Default::default(),
             expires_at: u64::MAX,
         }
+    }
+
+    #[test]
+    fn rules_limited_to_models_apply_only_to_them() {
+        let e = Engine::from_source(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    prompt_rules:
+      - {id: big-model, action: require_approval, models: ["gpt-4.1*"]}
+      - {id: no-o1, action: block, models: ["o1*"]}
+      - {id: secrets-on-small, action: block, models: ["*-mini"], literals: [topsecret]}
+"#,
+        )
+        .unwrap();
+        let ask = |model: &str, text: &str| {
+            let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]});
+            e.decide(
+                &caller(),
+                "POST",
+                "/v1/chat/completions",
+                &serde_json::to_vec(&body).unwrap(),
+            )
+        };
+        let d = ask("gpt-4.1", "hello");
+        assert_eq!(
+            (d.verdict, d.rules.clone()),
+            (Verdict::RequireApproval, vec!["big-model".to_owned()])
+        );
+        assert_eq!(d.findings[0].field, "model");
+        assert_eq!(ask("gpt-4o", "hello").verdict, Verdict::Allow);
+        assert_eq!(ask("o1-preview", "hello").verdict, Verdict::Block);
+        assert_eq!(
+            ask("gpt-4o-mini", "the topsecret plan").verdict,
+            Verdict::Block
+        );
+        assert_eq!(ask("gpt-4o", "the topsecret plan").verdict, Verdict::Allow);
+        // Without patterns, a rule needs models; an allow rule cannot be limited to them.
+        let bad = Engine::from_source(
+            r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    prompt_rules:
+      - {id: empty, action: block}
+      - {id: odd, action: allow, models: ["x"], literals: [y]}
+"#,
+        );
+        let msg = format!("{:?}", bad.err().unwrap());
+        assert!(
+            msg.contains("prompt_rules[0]") && msg.contains("prompt_rules[1].models"),
+            "{msg}"
+        );
     }
 
     #[test]

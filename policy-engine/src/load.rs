@@ -188,7 +188,17 @@ pub fn validate(b: &Bundle) -> Vec<(String, String)> {
                 "rule id",
                 &mut out,
             );
-            check_patterns(&rf, &r.literals, &r.regexes, &r.detectors, &mut out);
+            let patterns =
+                !(r.literals.is_empty() && r.regexes.is_empty() && r.detectors.is_empty());
+            if patterns || r.models.is_empty() {
+                check_patterns(&rf, &r.literals, &r.regexes, &r.detectors, &mut out);
+            }
+            if !r.models.is_empty() && r.action == crate::bundle::RuleAction::Allow {
+                out.push((
+                    format!("{rf}.models"),
+                    "an `allow` rule cannot be limited to models".into(),
+                ));
+            }
             check_approval(&rf, r, &mut out);
         }
         for (j, r) in p.response_masking.iter().enumerate() {

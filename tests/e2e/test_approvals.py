@@ -186,7 +186,7 @@ def strict(workdir):
     d.mkdir()
     ports = dict(listen=24000, admin=24901, grpc=24081, http=24082, upstream=24080, idp=PORTS["idp"])
     key = d / "webhook.key"
-    key.write_text("webhook-test-key")
+    key.write_text("webhook-test-key-of-at-least-32-bytes")
     hook = f"http://127.0.0.1:{HOOK_PORT}"
     s = Stack(d, bundle, ports=ports, base_id=24, server_args=[
         "--webhook", f"{hook}/generic", "--slack-webhook", f"{hook}/slack", "--webhook-key-file", key,
@@ -245,7 +245,7 @@ def test_reviewers_are_notified_by_signed_webhook_and_slack_with_retries(strict,
     assert set(got) == {"/generic", "/slack"}, list(got)
     headers, body = got["/generic"]
     ts = headers["x-gatehouse-timestamp"]
-    mac = hmac.new(b"webhook-test-key", b"gatehouse/webhook/v1\n" + ts.encode() + b"\n" + body, hashlib.sha256)
+    mac = hmac.new(b"webhook-test-key-of-at-least-32-bytes", b"gatehouse/webhook/v1\n" + ts.encode() + b"\n" + body, hashlib.sha256)
     assert headers["x-gatehouse-signature"] == "sha256=" + mac.hexdigest()
     payload = json.loads(body)
     assert payload["type"] == "approval.pending" and payload["approval"]["id"] == a["id"]
@@ -276,6 +276,13 @@ EXTRA_RULES = """      - id: board-review
       - id: no-reviewers
         action: require_approval
         literals: ["insider list"]
+      - id: big-model-review
+        action: require_approval
+        models: ["gpt-4.1*"]
+        approval:
+          reviewers: {groups: [legal]}
+          ttl_seconds: 60
+          mode: deferred
       - id: press-review
         action: require_approval
         literals: ["press release"]
@@ -284,6 +291,13 @@ EXTRA_RULES = """      - id: board-review
           ttl_seconds: 60
           mode: deferred
 """
+
+
+def test_a_model_can_need_approval_whatever_the_prompt(strict):
+    gus = strict.token("gus", groups=("eng",))
+    r = strict.post("/v1/chat/completions", chat("hello", model="gpt-4.1"), token=gus)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "approval_pending"
+    assert strict.post("/v1/chat/completions", chat("hello", model="gpt-4o"), token=gus).status_code == 200
 
 
 def test_a_deferred_approval_lets_exactly_one_identical_retry_through(strict):
@@ -305,8 +319,14 @@ def test_a_deferred_approval_lets_exactly_one_identical_retry_through(strict):
     assert r.status_code == 403 and apr not in r.json()["error"]["message"]
     r = ask(token=strict.token("hal", groups=("eng",)))
     assert r.status_code == 403 and apr not in r.json()["error"]["message"]
-    # The identical retry passes, once.
-    assert ask().status_code == 200
+    # The identical retry passes, once: of several sent at the same moment, exactly one.
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ask().status_code)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [403] * 5, results
     assert api(strict, bob, "GET", f"/v1/approvals/{apr}").json()["state"] == "used"
     r = ask()
     assert r.status_code == 403 and r.json()["error"]["code"] == "approval_pending"

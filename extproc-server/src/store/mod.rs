@@ -216,12 +216,27 @@ pub trait Store: Send + Sync {
         state: Option<ApprovalState>,
         limit: usize,
     ) -> StoreFuture<Vec<Approval>>;
-    /// Approvals of the exact request with this digest, newest first.
-    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>>;
+    /// Approvals by `requester` (a [`Person::key`](crate::approvals::Person::key)) of the
+    /// exact request with this digest, newest first.
+    fn approval_by_digest(&self, digest: String, requester: String) -> StoreFuture<Vec<Approval>>;
+    /// How many deferred approvals `requester` has pending.
+    fn approval_open_deferred(&self, requester: String) -> StoreFuture<u64>;
     /// The server holding a request for approval `id` is alive (not a change: no version).
     fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()>;
-    /// Pending approvals whose holder last said it was alive before `before_ms`.
-    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>>;
+    /// Pending approvals to settle: holds whose holder last said it was alive before
+    /// `heartbeat_before`, and any past its deadline at `now_ms` (oldest first, bounded).
+    fn approval_to_settle(&self, heartbeat_before: u64, now_ms: u64) -> StoreFuture<Vec<Approval>>;
+}
+
+/// Most approvals one sweep settles.
+pub const SETTLE_BATCH: usize = 200;
+
+/// An approval's mode as its column holds it.
+pub fn mode_name(m: policy_engine::bundle::ApprovalMode) -> &'static str {
+    match m {
+        policy_engine::bundle::ApprovalMode::Hold => "hold",
+        policy_engine::bundle::ApprovalMode::Deferred => "deferred",
+    }
 }
 
 /// Whether a URL names a PostgreSQL store.
@@ -463,16 +478,29 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(v) })
     }
 
-    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+    fn approval_by_digest(&self, digest: String, requester: String) -> StoreFuture<Vec<Approval>> {
         let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
         let v: Vec<Approval> = g
             .iter()
             .rev()
-            .filter(|x| x.0.digest == digest)
+            .filter(|x| x.0.digest == digest && x.0.requester.key() == requester)
             .take(20)
             .map(|x| x.0.clone())
             .collect();
         Box::pin(async move { Ok(v) })
+    }
+
+    fn approval_open_deferred(&self, requester: String) -> StoreFuture<u64> {
+        let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g
+            .iter()
+            .filter(|x| {
+                x.0.state == ApprovalState::Pending
+                    && x.0.mode == policy_engine::bundle::ApprovalMode::Deferred
+                    && x.0.requester.key() == requester
+            })
+            .count() as u64;
+        Box::pin(async move { Ok(n) })
     }
 
     fn approval_touch(&self, id: String, now_ms: u64) -> StoreFuture<()> {
@@ -483,11 +511,17 @@ impl Store for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+    fn approval_to_settle(&self, heartbeat_before: u64, now_ms: u64) -> StoreFuture<Vec<Approval>> {
         let g = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
         let v: Vec<Approval> = g
             .iter()
-            .filter(|x| x.0.state == ApprovalState::Pending && x.1 < before_ms)
+            .filter(|x| {
+                x.0.state == ApprovalState::Pending
+                    && ((x.0.mode == policy_engine::bundle::ApprovalMode::Hold
+                        && x.1 < heartbeat_before)
+                        || x.0.expires_ms <= now_ms)
+            })
+            .take(SETTLE_BATCH)
             .map(|x| x.0.clone())
             .collect();
         Box::pin(async move { Ok(v) })

@@ -76,10 +76,12 @@ CREATE TABLE IF NOT EXISTS gatehouse.approvals (
     expires_ms BIGINT NOT NULL,
     heartbeat_ms BIGINT NOT NULL,
     digest     TEXT NOT NULL,
+    mode       TEXT NOT NULL,
+    requester  TEXT NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON gatehouse.approvals(state, created_ms);
-CREATE INDEX IF NOT EXISTS approvals_digest ON gatehouse.approvals(digest, created_ms);
+CREATE INDEX IF NOT EXISTS approvals_requester ON gatehouse.approvals(requester, digest, created_ms);
 CREATE TABLE IF NOT EXISTS gatehouse.checkpoints (
     seq       BIGINT PRIMARY KEY,
     hash      TEXT NOT NULL,
@@ -527,9 +529,9 @@ async fn write_approval(
     let n = match ch.expected {
         None => {
             t.execute(
-                "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, body)
-                 VALUES ($1, $2, $3, $4, $5, $4, $7, $6) ON CONFLICT (id) DO NOTHING",
-                &[&a.id, &a.state.as_str(), &version, &created, &expires, &body, &a.digest],
+                "INSERT INTO gatehouse.approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, mode, requester, body)
+                 VALUES ($1, $2, $3, $4, $5, $4, $7, $8, $9, $6) ON CONFLICT (id) DO NOTHING",
+                &[&a.id, &a.state.as_str(), &version, &created, &expires, &body, &a.digest, &super::mode_name(a.mode), &a.requester.key()],
             )
             .await?
         }
@@ -604,6 +606,16 @@ impl Rows {
         )
         .await
     }
+}
+
+/// Approvals from rows whose first column is the stored JSON body.
+fn approvals_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Approval>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let b: String = r.try_get(0).map_err(err)?;
+            serde_json::from_str(&b).map_err(err)
+        })
+        .collect()
 }
 
 /// A query parameter.
@@ -777,12 +789,7 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(err)?;
-            rows.iter()
-                .map(|r| {
-                    let b: String = r.try_get(0).map_err(err)?;
-                    serde_json::from_str(&b).map_err(err)
-                })
-                .collect()
+            approvals_of(&rows)
         })
     }
 
@@ -790,23 +797,35 @@ impl Store for PgStore {
         self.enqueue(record, None)
     }
 
-    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+    fn approval_by_digest(&self, digest: String, requester: String) -> StoreFuture<Vec<Approval>> {
         let reader = self.reader();
         Box::pin(async move {
             let c = reader.await?;
             let rows = c
                 .query(
-                    "SELECT body FROM gatehouse.approvals WHERE digest = $1 ORDER BY created_ms DESC LIMIT 20",
-                    &[&digest],
+                    "SELECT body FROM gatehouse.approvals WHERE requester = $1 AND digest = $2 ORDER BY created_ms DESC LIMIT 20",
+                    &[&requester, &digest],
                 )
                 .await
                 .map_err(err)?;
-            rows.iter()
-                .map(|r| {
-                    let b: String = r.try_get(0).map_err(err)?;
-                    serde_json::from_str(&b).map_err(err)
-                })
-                .collect()
+            approvals_of(&rows)
+        })
+    }
+
+    fn approval_open_deferred(&self, requester: String) -> StoreFuture<u64> {
+        let reader = self.reader();
+        Box::pin(async move {
+            let c = reader.await?;
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*)::BIGINT FROM gatehouse.approvals WHERE requester = $1 AND state = 'pending' AND mode = 'deferred'",
+                    &[&requester],
+                )
+                .await
+                .map_err(err)?
+                .try_get(0)
+                .map_err(err)?;
+            Ok(n as u64)
         })
     }
 
@@ -824,23 +843,25 @@ impl Store for PgStore {
         })
     }
 
-    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+    fn approval_to_settle(&self, heartbeat_before: u64, now_ms: u64) -> StoreFuture<Vec<Approval>> {
         let reader = self.reader();
         Box::pin(async move {
             let c = reader.await?;
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             let rows = c
                 .query(
-                    "SELECT body FROM gatehouse.approvals WHERE state = 'pending' AND heartbeat_ms < $1 LIMIT 1000",
-                    &[&i64::try_from(before_ms).unwrap_or(i64::MAX)],
+                    "SELECT body FROM gatehouse.approvals WHERE state = 'pending'
+                     AND ((mode = 'hold' AND heartbeat_ms < $1) OR expires_ms <= $2)
+                     ORDER BY created_ms LIMIT $3",
+                    &[
+                        &int(heartbeat_before),
+                        &int(now_ms),
+                        &(super::SETTLE_BATCH as i64),
+                    ],
                 )
                 .await
                 .map_err(err)?;
-            rows.iter()
-                .map(|r| {
-                    let b: String = r.try_get(0).map_err(err)?;
-                    serde_json::from_str(&b).map_err(err)
-                })
-                .collect()
+            approvals_of(&rows)
         })
     }
 

@@ -72,10 +72,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     expires_ms INTEGER NOT NULL,
     heartbeat_ms INTEGER NOT NULL,
     digest     TEXT NOT NULL,
+    mode       TEXT NOT NULL,
+    requester  TEXT NOT NULL,
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_state ON approvals(state, created_ms);
-CREATE INDEX IF NOT EXISTS approvals_digest ON approvals(digest, created_ms);
+CREATE INDEX IF NOT EXISTS approvals_requester ON approvals(requester, digest, created_ms);
 ";
 
 /// A record column as bytes, whether SQLite holds it as text or as a blob.
@@ -343,8 +345,8 @@ fn write_approval(t: &rusqlite::Transaction<'_>, ch: &ApprovalWrite) -> rusqlite
     let body = serde_json::to_string(a).unwrap_or_default();
     let n = match ch.expected {
         None => t.execute(
-            "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?7, ?6)",
-            params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body, a.digest],
+            "INSERT OR IGNORE INTO approvals (id, state, version, created_ms, expires_ms, heartbeat_ms, digest, mode, requester, body) VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?7, ?8, ?9, ?6)",
+            params![a.id, a.state.as_str(), a.version as i64, a.created_ms as i64, a.expires_ms as i64, body, a.digest, super::mode_name(a.mode), a.requester.key()],
         )?,
         Some(v) => t.execute(
             "UPDATE approvals SET state = ?2, version = ?3, body = ?4 WHERE id = ?1 AND version = ?5",
@@ -415,6 +417,14 @@ fn writer_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(c)
 }
 
+/// Approvals from a query of stored JSON bodies.
+fn approvals_of(
+    rows: impl Iterator<Item = rusqlite::Result<String>>,
+) -> Result<Vec<Approval>, StoreError> {
+    rows.map(|b| serde_json::from_str(&b.map_err(err)?).map_err(err))
+        .collect()
+}
+
 /// Run a blocking read off the async workers.
 fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -472,29 +482,35 @@ impl Store for SqliteStore {
                     |r| r.get::<_, String>(0),
                 )
                 .map_err(err)?;
-            let mut out = Vec::new();
-            for b in rows {
-                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
-            }
-            Ok(out)
+            approvals_of(rows)
         })
     }
 
-    fn approval_by_digest(&self, digest: String) -> StoreFuture<Vec<Approval>> {
+    fn approval_by_digest(&self, digest: String, requester: String) -> StoreFuture<Vec<Approval>> {
         let me = self.read_handle();
         blocking(move || {
             let c = me.reader()?;
             let mut stmt = c
-                .prepare("SELECT body FROM approvals WHERE digest = ?1 ORDER BY created_ms DESC LIMIT 20")
+                .prepare("SELECT body FROM approvals WHERE requester = ?1 AND digest = ?2 ORDER BY created_ms DESC LIMIT 20")
                 .map_err(err)?;
             let rows = stmt
-                .query_map([digest], |r| r.get::<_, String>(0))
+                .query_map([requester, digest], |r| r.get::<_, String>(0))
                 .map_err(err)?;
-            let mut out = Vec::new();
-            for b in rows {
-                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
-            }
-            Ok(out)
+            approvals_of(rows)
+        })
+    }
+
+    fn approval_open_deferred(&self, requester: String) -> StoreFuture<u64> {
+        let me = self.read_handle();
+        blocking(move || {
+            let c = me.reader()?;
+            c.query_row(
+                "SELECT COUNT(*) FROM approvals WHERE requester = ?1 AND state = 'pending' AND mode = 'deferred'",
+                [requester],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(err)
         })
     }
 
@@ -511,23 +527,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn approval_stale(&self, before_ms: u64) -> StoreFuture<Vec<Approval>> {
+    fn approval_to_settle(&self, heartbeat_before: u64, now_ms: u64) -> StoreFuture<Vec<Approval>> {
         let me = self.read_handle();
         blocking(move || {
             let c = me.reader()?;
             let mut stmt = c
-                .prepare("SELECT body FROM approvals WHERE state = 'pending' AND heartbeat_ms < ?1 LIMIT 1000")
+                .prepare(
+                    "SELECT body FROM approvals WHERE state = 'pending'
+                     AND ((mode = 'hold' AND heartbeat_ms < ?1) OR expires_ms <= ?2)
+                     ORDER BY created_ms LIMIT ?3",
+                )
                 .map_err(err)?;
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             let rows = stmt
-                .query_map([i64::try_from(before_ms).unwrap_or(i64::MAX)], |r| {
-                    r.get::<_, String>(0)
-                })
+                .query_map(
+                    params![
+                        int(heartbeat_before),
+                        int(now_ms),
+                        super::SETTLE_BATCH as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
                 .map_err(err)?;
-            let mut out = Vec::new();
-            for b in rows {
-                out.push(serde_json::from_str(&b.map_err(err)?).map_err(err)?);
-            }
-            Ok(out)
+            approvals_of(rows)
         })
     }
 
