@@ -69,7 +69,7 @@ fn auditor(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, String)> 
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(u64::MAX);
-    match s.engine.authenticate(token.trim(), now) {
+    match s.keys.authenticate(&s.engine, token.trim(), now) {
         Err(e) => Err((
             StatusCode::UNAUTHORIZED,
             format!("authentication failed: {e}"),

@@ -36,6 +36,8 @@ pub struct Shared {
     pub approvals: crate::approvals::Hub,
     /// Tells reviewers of new approvals.
     pub notifier: crate::notify::Notifier,
+    /// Issuer keys for tokens the server verifies itself (reviewers, auditors).
+    pub keys: Arc<crate::jwks::Keys>,
     /// Records not stored because the store was down and the policy chose to continue.
     pub records_lost: std::sync::atomic::AtomicU64,
 }
@@ -48,6 +50,7 @@ impl Shared {
             store,
             approvals: Default::default(),
             notifier: crate::notify::Notifier::none(),
+            keys: Default::default(),
             records_lost: Default::default(),
         }
     }

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod extproc;
 mod hold;
+mod jwks;
 mod mask;
 mod notify;
 mod policy_cmd;
@@ -179,6 +180,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         key: webhook_key,
         public_url: a.public_url.clone(),
     });
+    shared.keys.start(shared.engine.clone());
     let shared = std::sync::Arc::new(shared);
     {
         let shared = shared.clone();

@@ -43,12 +43,15 @@ fn caller(s: &Shared, headers: &HeaderMap) -> Result<Person, (StatusCode, String
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(u64::MAX);
-    let c = s.engine.authenticate(token.trim(), now).map_err(|e| {
-        (
-            StatusCode::UNAUTHORIZED,
-            format!("authentication failed: {e}"),
-        )
-    })?;
+    let c = s
+        .keys
+        .authenticate(&s.engine, token.trim(), now)
+        .map_err(|e| {
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("authentication failed: {e}"),
+            )
+        })?;
     Ok(Person {
         issuer: c.issuer.clone(),
         principal: c.principal.clone(),

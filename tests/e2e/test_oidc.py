@@ -23,6 +23,26 @@ def test_provider_groups_select_the_policy(stack, oidc):
     assert r.json()["error"]["code"] == "model_not_allowed"
 
 
+def test_the_server_verifies_provider_tokens_itself_for_its_api(stack, oidc):
+    """Reviewer and auditor calls reach the server directly: it fetches the issuer's JWKS
+    itself (and again when a token names a key it does not hold, after a rotation)."""
+    import requests
+    deadline = time.time() + 15
+    while True:
+        r = requests.get(f"{stack.api}/v1/approvals", timeout=5,
+                         headers={"authorization": f"Bearer {oidc.token('ci-bot')}"})
+        if r.status_code == 200 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json() == [], r.text  # verified; not a reviewer of anything
+    r = requests.get(f"{stack.api}/v1/sessions", timeout=5,
+                     headers={"authorization": f"Bearer {oidc.token('ci-bot')}"})
+    assert r.status_code == 403 and "not an auditor" in r.json()["error"]["message"]
+    forged = oidc.token("ci-bot")[:-4] + "AAAA"
+    r = requests.get(f"{stack.api}/v1/approvals", timeout=5, headers={"authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+
+
 def test_key_rotation_without_restarting_envoy(stack, oidc):
     old_token = oidc.token("ci-bot")
     assert call(stack, old_token).status_code == 200
