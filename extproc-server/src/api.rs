@@ -59,21 +59,32 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The caller must be an auditor named in the bundle's `audit` section.
-fn auditor(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
-    let token = bearer(headers).ok_or((
-        StatusCode::UNAUTHORIZED,
-        "a bearer token of an auditor is required".to_owned(),
-    ))?;
+/// The caller of an API request, from its bearer token (verified with the bundle's issuers).
+/// `missing` is the answer when there is no token.
+pub fn authenticated(
+    s: &Shared,
+    headers: &HeaderMap,
+    missing: &str,
+) -> Result<policy_engine::identity::Caller, (StatusCode, String)> {
+    let token = bearer(headers).ok_or((StatusCode::UNAUTHORIZED, missing.to_owned()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(u64::MAX);
-    match s.keys.authenticate(&s.engine, token.trim(), now) {
-        Err(e) => Err((
-            StatusCode::UNAUTHORIZED,
-            format!("authentication failed: {e}"),
-        )),
+    s.keys
+        .authenticate(&s.engine, token.trim(), now)
+        .map_err(|e| {
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("authentication failed: {e}"),
+            )
+        })
+}
+
+/// The caller must be an auditor named in the bundle's `audit` section.
+fn auditor(s: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    match authenticated(s, headers, "a bearer token of an auditor is required") {
+        Err(e) => Err(e),
         Ok(c) if !s.engine.bundle.audit.admits(&c) => Err((
             StatusCode::FORBIDDEN,
             format!(

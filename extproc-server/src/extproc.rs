@@ -1,6 +1,7 @@
 //! The External Processing service: checks the filter's signed identity hand-off, strips
 //! Gatehouse headers before the upstream sees them, masks responses and records the session.
 
+use crate::hold::now_ms;
 use crate::store::Store;
 
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -158,8 +159,14 @@ impl Exchange {
         self.api.unwrap_or(Api::ChatCompletions)
     }
 
-    /// The request ends refused, before the upstream.
-    pub(crate) fn finish_refused(&mut self, status: u16) {
+    /// The request ends refused, before the upstream: its decision says what was enforced.
+    pub(crate) fn finish_refused(&mut self, status: u16, code: &str, message: &str) {
+        if let Some(d) = self.decision.as_mut() {
+            d.enforced = "block".into();
+            d.status = status;
+            d.reason = code.to_owned();
+            d.message = message.to_owned();
+        }
         self.status = Some(status);
         self.kind = Some(record::Kind::Refusal);
     }
@@ -786,13 +793,6 @@ const STORE_UNAVAILABLE_MESSAGE: &str =
 
 /// Longest wait for a record to become durable before the request fails closed.
 const PERSIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn identity(h: &Handoff) -> record::Identity {
     record::Identity {

@@ -215,13 +215,11 @@ impl Shared {
                     }
                     _ => {
                         self.give_up(&id, &requester, "the caller went away").await;
-                        if let Some(d) = x.decision.as_mut() {
-                            d.enforced = "block".into();
-                            d.status = 499;
-                            d.reason = "approval_cancelled".into();
-                            d.message = "the caller went away while the request was held".into();
-                        }
-                        x.finish_refused(499);
+                        x.finish_refused(
+                            499,
+                            "approval_cancelled",
+                            "the caller went away while the request was held",
+                        );
                         return Err(Status::cancelled("caller went away"));
                     }
                 },
@@ -417,13 +415,7 @@ impl Shared {
 
     /// End a hold with a refusal: the exchange's record says so.
     fn end_hold(&self, x: &mut Exchange, status: u16, code: &str, msg: &str) -> ProcessingResponse {
-        if let Some(d) = x.decision.as_mut() {
-            d.enforced = "block".into();
-            d.status = status;
-            d.reason = code.to_owned();
-            d.message = msg.to_owned();
-        }
-        x.finish_refused(status);
+        x.finish_refused(status, code, msg);
         self.record(x);
         x.refuse(status, code, msg)
     }

@@ -33,29 +33,11 @@ fn unavailable(e: &crate::store::StoreError) -> Response {
 
 /// The caller, from the bearer token.
 fn caller(s: &Shared, headers: &HeaderMap) -> Result<Person, (StatusCode, String)> {
-    let token = crate::api::bearer(headers).ok_or_else(|| {
-        (
-            StatusCode::UNAUTHORIZED,
-            "a bearer token is required".to_owned(),
-        )
-    })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(u64::MAX);
-    let c = s
-        .keys
-        .authenticate(&s.engine, token.trim(), now)
-        .map_err(|e| {
-            (
-                StatusCode::UNAUTHORIZED,
-                format!("authentication failed: {e}"),
-            )
-        })?;
+    let c = crate::api::authenticated(s, headers, "a bearer token is required")?;
     Ok(Person {
-        issuer: c.issuer.clone(),
-        principal: c.principal.clone(),
-        groups: c.groups.clone(),
+        issuer: c.issuer,
+        principal: c.principal,
+        groups: c.groups,
     })
 }
 
