@@ -8,13 +8,20 @@ cd "$(dirname "$0")/.."
 crate=${1:-gatehouse-filter}
 artifact=${crate//-/_}
 out=target-wasm
+extra=""
+if [ "$crate" = stage-bench ]; then
+  # A WASI command (run by node), not a proxy-wasm library: it needs the C start file, and
+  # its own target dir so the filter's build is not invalidated by the different flags.
+  extra="-C link-arg=/usr/lib/wasm32-wasi/crt1-command.o"
+  out=target-wasm/stage
+fi
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   cargo build --profile wasm --target wasm32-wasip1 -p "$crate" --target-dir "$out"
 else
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-  RUSTFLAGS="-C linker=wasm-ld-22 -C link-self-contained=no -L /usr/lib/wasm32-wasi" \
+  RUSTFLAGS="-C linker=wasm-ld-22 -C link-self-contained=no -L /usr/lib/wasm32-wasi $extra" \
     /usr/bin/cargo build --profile wasm --target wasm32-wasip1 \
       -Zbuild-std=std,panic_abort -p "$crate" --target-dir "$out"
 fi
-cp "$out/wasm32-wasip1/wasm/$artifact.wasm" "$out/$artifact.wasm"
-ls -l "$out/$artifact.wasm"
+cp "$out/wasm32-wasip1/wasm/$artifact.wasm" "target-wasm/$artifact.wasm"
+ls -l "target-wasm/$artifact.wasm"

@@ -10,13 +10,16 @@ Scenarios (one Envoy worker each, same upstream, same 4 KiB chat request, a vali
 
 For each: saturation throughput with wrk (16 connections), and p50/p99 latency at a fixed
 moderate rate with oha. The upstream is a second Envoy answering a fixed JSON body after
-buffering the request (so connections stay alive).
+buffering the request (so connections stay alive). Scenarios alternate over BENCH_ROUNDS
+rounds (median and spread reported, with the load generator's CPU share), then Envoy's
+resident memory is read at 1 and 4 workers, idle and after traffic through every rule.
 """
 import json
 import os
 import pathlib
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,7 +35,8 @@ CUR_BIN = pathlib.Path(os.environ.get("BENCH_REQUEST_BIN", ROOT / "target/releas
 BIN = pathlib.Path(os.environ.get("BENCH_BIN", ROOT / "target/release/gatehouse"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "target-wasm/gatehouse_filter.wasm"))
 NOOP = ROOT / "target-wasm/noop_filter.wasm"
-DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 RATE = int(os.environ.get("BENCH_RATE", "500"))
 PORTS = dict(upstream=22080, listen=22000, admin=22901, grpc=22081, http=22082)
 
@@ -198,71 +202,191 @@ def main():
     up_cfg = tmp / "upstream.json"
     up_cfg.write_text(json.dumps(upstream_config()))
     procs = [start(["envoy", "-c", up_cfg, "--concurrency", "1", "--base-id", "31", "--log-level", "error"], log)]
-    results = []
+    # Every scenario runs once per round, rounds one after another, so that a slow spell of
+    # the shared machine hits every scenario alike; the report gives the median and spread.
+    runs = {name: [] for name, *_ in scenarios}
     try:
         wait("http://127.0.0.1:22902/ready")
-        for name, cfg, full, req in scenarios:
-            extra = []
-            env = None
-            store = "memory"
-            if isinstance(full, tuple):
-                full, kind = full
-                store = str(tmp / f"store-{len(results)}")
-                if kind == "postgres":
-                    store = start_postgres(tmp / "pg")
-            if full is not None:
-                cfg_path = full / "envoy.yaml"
-                env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(full / "handoff.key").read_text().strip())
-                extra.append(start([BIN, "serve", "--bundle", full / "bundle.yaml", "--handoff-key-file",
-                                    full / "handoff.key", "--store", store, "--grpc", f"127.0.0.1:{PORTS['grpc']}",
-                                    "--http", f"127.0.0.1:{PORTS['http']}"], log))
-            else:
-                cfg_path = tmp / f"front-{len(results)}.json"
-                cfg_path.write_text(json.dumps(cfg))
-            extra.append(start(["envoy", "-c", cfg_path, "--concurrency", "1", "--base-id", "32",
-                                "--log-level", "error"], log, env))
-            try:
-                wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
-                url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
-                # Warm up (token verification, vocabulary load) before measuring.
-                subprocess.run(["wrk", "-t", "1", "-c", "4", "-d", "2s", url], capture_output=True)
-                rps, bad = run_wrk(url, token, req)
-                p50, p99, codes = run_oha(url, token, req)
-                results.append((name, rps, bad, p50, p99, codes))
-                print(f"{name:<50} {rps:>9.0f} req/s  p50 {p50:>7.0f} us  p99 {p99:>7.0f} us  non-2xx {bad}",
+        for rnd in range(ROUNDS):
+            for name, cfg, full, req in scenarios:
+                r = run_scenario(tmp, log, name, cfg, full, req, token, len(runs[name]))
+                runs[name].append(r)
+                print(f"round {rnd + 1}/{ROUNDS}  {name:<66} {r['rps']:>8.0f} req/s  p50 {r['p50']:>6.0f} us  "
+                      f"wrk {r['wrk_cpu']:.2f} cores  envoy {r['envoy_cpu']:.2f} cores  non-2xx {r['bad']}",
                       flush=True)
-            finally:
-                stop(extra)
-                time.sleep(0.5)
+        memory = memory_phase(tmp, log, bundles, filter_cfg, token, body, tools_body)
     finally:
         stop(procs)
         if (tmp / "pg").exists():
             subprocess.run([ROOT / "scripts/pg.sh", "stop", tmp / "pg" / "data"], capture_output=True)
-    base = results[0]
-    floor = results[1]
-    lines = [
-        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"{subprocess.run(['envoy', '--version'], capture_output=True, text=True).stdout.split('version: ')[-1].strip()}",
-        f"One Envoy worker; wrk 1 thread 16 connections {DURATION}s; oha {RATE} req/s 4 connections {DURATION}s; "
-        "4 KiB chat request (tool rows: 20 KiB of tool schemas, vs their own no-op floor); valid cached token.",
-        "",
-        "| scenario | req/s | vs plain | vs floor | p50 µs | p99 µs | added p50 vs plain µs |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    tools_floor = next((r for r in results if r[0].startswith("20 KiB") and "floor" in r[0]), floor)
-    for name, rps, bad, p50, p99, codes in results:
-        f = tools_floor if name.startswith("20 KiB") else floor
-        lines.append(f"| {name} | {rps:.0f} | {100 * rps / base[1]:.0f}% | {100 * rps / f[1]:.0f}% | "
-                     f"{p50:.0f} | {p99:.0f} | {p50 - base[3]:+.0f} |")
-    report = "\n".join(lines) + "\n" + masking_phase()
+    report = summarise(scenarios, runs) + "\n" + memory + "\n" + masking_phase()
     print()
     print(report)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "envoy-latest.md").write_text(report + "\n")
-    bad = [r for r in results if r[2] > 0]
+    (out / "envoy-latest.json").write_text(json.dumps(runs, indent=1) + "\n")
+    bad = [name for name, rs in runs.items() if any(r["bad"] for r in rs)]
     if bad:
-        sys.exit(f"bench: non-2xx responses in {[r[0] for r in bad]}; see {tmp}/bench.log")
+        sys.exit(f"bench: non-2xx responses in {bad}; see {tmp}/bench.log")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_scenario(tmp, log, name, cfg, full, req, token, n):
+    extra = []
+    env = None
+    store = "memory"
+    if isinstance(full, tuple):
+        full, kind = full
+        store = str(tmp / f"store-{abs(hash(name))}-{n}")
+        if kind == "postgres":
+            store = start_postgres(tmp / "pg")
+    if full is not None:
+        cfg_path = full / "envoy.yaml"
+        env = dict(os.environ, GATEHOUSE_HANDOFF_KEY=(full / "handoff.key").read_text().strip())
+        extra.append(start([BIN, "serve", "--bundle", full / "bundle.yaml", "--handoff-key-file",
+                            full / "handoff.key", "--store", store, "--grpc", f"127.0.0.1:{PORTS['grpc']}",
+                            "--http", f"127.0.0.1:{PORTS['http']}"], log))
+    else:
+        cfg_path = tmp / f"front-{abs(hash(name))}.json"
+        cfg_path.write_text(json.dumps(cfg))
+    envoy = start(["envoy", "-c", cfg_path, "--concurrency", "1", "--base-id", "32", "--log-level", "error"],
+                  log, env)
+    extra.append(envoy)
+    try:
+        wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
+        url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
+        # Warm up (token verification, first compilations) before measuring.
+        subprocess.run(["wrk", "-t", "1", "-c", "4", "-d", "1s", url], capture_output=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        e0 = cpu_seconds(envoy.pid)
+        t0 = time.monotonic()
+        rps, bad = run_wrk(url, token, req)
+        wall = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        envoy_cpu = (cpu_seconds(envoy.pid) - e0) / wall
+        wrk_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
+        p50, p99, codes = run_oha(url, token, req)
+        return dict(rps=rps, bad=bad, p50=p50, p99=p99, wrk_cpu=wrk_cpu, envoy_cpu=envoy_cpu)
+    finally:
+        stop(extra)
+        time.sleep(0.3)
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def summarise(scenarios, runs):
+    """Median and spread per scenario; ratios are taken round by round (same moment of the
+    machine), then their median."""
+    names = [s[0] for s in scenarios]
+    plain, floor = runs[names[0]], runs[names[1]]
+    tools_floor = next((runs[n] for n in names if n.startswith("20 KiB") and "floor" in n), floor)
+    lines = [
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"{subprocess.run(['envoy', '--version'], capture_output=True, text=True).stdout.split('version: ')[-1].strip()}",
+        f"{ROUNDS} rounds; in each, every scenario in turn: one Envoy worker; wrk 1 thread 16 connections "
+        f"{DURATION}s (saturation); oha {RATE} req/s 4 connections {DURATION}s (latency). 4 KiB chat request "
+        "(tool rows: 20 KiB of tool schemas, against their own no-op floor); valid cached token. "
+        "Figures: median [min-max] over rounds; ratios are per round, then the median. `wrk cores`: the "
+        "load generator's CPU use during the saturation run (of 2 shared cores).",
+        "",
+        "| scenario | req/s | vs plain | vs floor | p50 µs | added p50 vs plain µs | p99 µs | wrk cores | Envoy cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def spread(xs, fmt="{:.0f}"):
+        return f"{fmt.format(median(xs))} [{fmt.format(min(xs))}-{fmt.format(max(xs))}]"
+
+    for name in names:
+        rs = runs[name]
+        f = tools_floor if name.startswith("20 KiB") else floor
+        vs_plain = [100 * r["rps"] / p["rps"] for r, p in zip(rs, plain)]
+        vs_floor = [100 * r["rps"] / q["rps"] for r, q in zip(rs, f)]
+        added = [r["p50"] - p["p50"] for r, p in zip(rs, plain)]
+        lines.append(
+            f"| {name} | {spread([r['rps'] for r in rs])} | {spread(vs_plain, '{:.0f}%')} | "
+            f"{spread(vs_floor, '{:.0f}%')} | {spread([r['p50'] for r in rs])} | {spread(added, '{:+.0f}')} | "
+            f"{median([r['p99'] for r in rs]):.0f} | {median([r['wrk_cpu'] for r in rs]):.2f} | "
+            f"{median([r['envoy_cpu'] for r in rs]):.2f} |")
+    return "\n".join(lines)
+
+
+def exercise_bodies(tmp, body, tools_body):
+    """Requests that take the filter through every rule of the default bundle's engineering
+    policy: clean, a credential, a blocked project, customer data, a topic for approval, a
+    prompt over the byte bound of the token limit, and tool schemas."""
+    def chat(text):
+        return json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+    files = [body, tools_body]
+    for i, text in enumerate([
+        "deploy with AKIAQWERTYUIOPASDFGH please",
+        "status of project kestrel?",
+        "card 4111 1111 1111 1111 for the refund",
+        "draft the merger announcement",
+        "summarise: " + "word " * 5000,
+        "hooks: https://hooks.slack.com/services/T0ABCDEFG/B0ABCDEFG/abcdefghijklmnopqrstuvwx",
+    ]):
+        f = tmp / f"exercise-{i}.json"
+        f.write_text(chat(text))
+        files.append(f)
+    return files
+
+
+def memory_phase(tmp, log, bundles, filter_cfg, token, body, tools_body):
+    """Envoy's resident memory with the no-op and the Gatehouse filter, at 1 and 4 workers:
+    at idle after start, and after traffic through every rule (on every worker)."""
+    files = exercise_bodies(tmp, body, tools_body)
+    rows = []
+    for workers in (1, 4):
+        for name, cfg in [("no-op wasm filter", front_config([wasm_filter(NOOP, "")])),
+                          ("Gatehouse filter, default bundle",
+                           front_config([wasm_filter(WASM, filter_cfg(bundles["default"]))]))]:
+            path = tmp / f"mem-{workers}-{len(rows)}.json"
+            path.write_text(json.dumps(cfg))
+            envoy = start(["envoy", "-c", path, "--concurrency", str(workers), "--base-id", "34",
+                           "--log-level", "error"], log)
+            try:
+                wait(f"http://127.0.0.1:{PORTS['admin']}/ready")
+                time.sleep(2)
+                idle = rss_mb(envoy.pid)
+                url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
+                for f in files:
+                    lua = f.with_suffix(".lua")
+                    lua.write_text(f'wrk.method = "POST"\nwrk.body = io.open("{f}"):read("*a")\n'
+                                   f'wrk.headers["content-type"] = "application/json"\n'
+                                   f'wrk.headers["authorization"] = "Bearer {token}"\n')
+                    subprocess.run(["wrk", "-t", "1", "-c", str(4 * workers), "-d", "1s", "-s", str(lua), url],
+                                   capture_output=True, check=True)
+                time.sleep(1)
+                rows.append((workers, name, idle, rss_mb(envoy.pid)))
+                print(f"memory: {workers} worker(s)  {name:<34} idle {rows[-1][2]:.0f} MB  after {rows[-1][3]:.0f} MB",
+                      flush=True)
+            finally:
+                stop([envoy])
+                time.sleep(0.3)
+    lines = ["", "Envoy resident memory (VmRSS), idle after start and after traffic through every rule of the "
+             "default bundle on every worker:", "",
+             "| workers | filter | idle MB | after traffic MB | over no-op after traffic MB |", "|---:|---|---:|---:|---:|"]
+    for workers, name, idle, after in rows:
+        noop = next(r for r in rows if r[0] == workers and r[1].startswith("no-op"))
+        lines.append(f"| {workers} | {name} | {idle:.0f} | {after:.0f} | {after - noop[3]:+.0f} |")
+    return "\n".join(lines)
 
 
 def measure(port, token, body, stream, n):

@@ -87,13 +87,38 @@ pub fn token(a: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn detectors() {
-    for d in policy_engine::detectors::DETECTORS {
+pub fn detectors(tag: Option<&str>, list_tags: bool) -> anyhow::Result<()> {
+    use policy_engine::detectors;
+    if list_tags {
+        for t in detectors::tags() {
+            let n = detectors::all().filter(|d| d.has_tag(t)).count();
+            println!("{t:<16} {n:>4}");
+        }
+        return Ok(());
+    }
+    let picked = match tag {
+        Some(t) => detectors::resolve(t)
+            .ok_or_else(|| anyhow::anyhow!("no detector or tag `{t}` (see --tags)"))?,
+        None => detectors::all().collect(),
+    };
+    println!(
+        "{:<30} {:<11} {:<10} {:<24} {:<36} keywords",
+        "name", "kind", "stance", "provider", "tags"
+    );
+    for d in &picked {
+        let tags: Vec<&str> = d.all_tags().collect();
         println!(
-            "{:<24} {:<14} max {:>5} bytes  {}",
-            d.name, d.label, d.max_len, d.description
+            "{:<30} {:<11} {:<10} {:<24} {:<36} {}",
+            d.name,
+            d.kind.tag(),
+            d.stance.as_str(),
+            d.provider,
+            tags.join(","),
+            d.keywords.join(",")
         );
     }
+    println!("{} detectors", picked.len());
+    Ok(())
 }
 
 #[derive(clap::Subcommand)]
@@ -274,49 +299,9 @@ pub struct BenchArgs {
 }
 
 /// A ~4 KiB chat request of ordinary prose with no findings.
-pub fn bench_request() -> Vec<u8> {
-    let para = "The quarterly report shows steady growth in the northern region, while the \
-        logistics team reduced delivery times by eleven percent. Please summarise the main \
-        drivers and suggest three follow-up questions for the planning meeting next week. ";
-    let mut text = String::new();
-    while text.len() < 3800 {
-        text.push_str(para);
-    }
-    serde_json::to_vec(&json!({"model": "gpt-4o-mini", "max_tokens": 256,
-        "messages": [{"role": "system", "content": "You are a helpful analyst."},
-                     {"role": "user", "content": text}]}))
-    .unwrap_or_default()
-}
-
-/// A clean request with about 20 KiB of tool schemas (every string of them is scanned).
-pub fn bench_tools_request() -> Vec<u8> {
-    let tools: Vec<Value> = (0..14)
-        .map(|i| {
-            let props: serde_json::Map<String, Value> = (0..8)
-                .map(|j| {
-                    (
-                        format!("field_{i}_{j}"),
-                        json!({"type": "string", "description": format!(
-                            "The {j}th attribute of record kind {i}, as shown on the customer's order page."),
-                            "enum": ["north", "south", "east", "west"]}),
-                    )
-                })
-                .collect();
-            json!({"type": "function", "function": {"name": format!("lookup_record_{i}"),
-                "description": "Look up one record of the warehouse system by its attributes.",
-                "parameters": {"type": "object", "properties": props, "required": ["field_0_0"]}}})
-        })
-        .collect();
-    serde_json::to_vec(
-        &json!({"model": "gpt-4o-mini", "max_tokens": 256, "tools": tools,
-        "messages": [{"role": "user", "content": "Which record matches the order I described?"}]}),
-    )
-    .unwrap_or_default()
-}
-
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    let body = bench_request();
-    let tools_body = bench_tools_request();
+    let body = policy_engine::profile::chat_request();
+    let tools_body = policy_engine::profile::tools_request();
     if a.print_request {
         use std::io::Write;
         std::io::stdout().write_all(if a.tools { &tools_body } else { &body })?;
@@ -404,7 +389,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 /// Precision and recall per detector over a labeled corpus: a detection is a true positive
 /// when its text equals a labeled value of that detector.
 pub fn eval(corpus: &Path) -> anyhow::Result<()> {
-    use policy_engine::detectors::DETECTORS;
+    use policy_engine::detectors;
     use policy_engine::matcher::{PatternSet, Spec, SpecKind};
     let text =
         std::fs::read_to_string(corpus).with_context(|| format!("reading {}", corpus.display()))?;
@@ -418,7 +403,7 @@ pub fn eval(corpus: &Path) -> anyhow::Result<()> {
         "{:<20} {:>5} {:>5} {:>5} {:>10} {:>8}",
         "detector", "TP", "FP", "FN", "precision", "recall"
     );
-    for d in DETECTORS {
+    for d in detectors::all() {
         let labeled = samples.iter().any(|s| {
             s["labels"]
                 .as_array()
@@ -430,10 +415,7 @@ pub fn eval(corpus: &Path) -> anyhow::Result<()> {
         let set = PatternSet::build(
             vec![Spec {
                 owner: 0,
-                kind: SpecKind::Regex {
-                    pattern: d.pattern.to_owned(),
-                    validate: d.validate,
-                },
+                kind: SpecKind::Detector(d),
             }],
             false,
         )?;

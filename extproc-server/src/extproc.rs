@@ -334,16 +334,11 @@ impl Shared {
             .filter(|hv| wire::is_gatehouse_header(hv.key.as_bytes()))
             .map(|hv| hv.key.clone())
             .collect();
-        // The request body is needed to hold it for approval and to record the prompt.
-        // (Only inference routes get here with a body: pass-through ones with one were refused.)
-        let needs_body = !h.end_of_stream
-            && self.engine.policy(&handoff.policy).is_some_and(|p| {
-                p.policy.record.prompts
-                    || p.policy
-                        .prompt_rules
-                        .iter()
-                        .any(|r| r.action == policy_engine::bundle::RuleAction::RequireApproval)
-            });
+        // Every inference body is read here too: to hold it for approval, to record the
+        // prompt, and because the server is where token limits are counted exactly and token
+        // ids decoded (the filter has no vocabulary, D20). Only inference routes get here
+        // with a body: pass-through ones with one were refused.
+        let needs_body = !h.end_of_stream && self.engine.policy(&handoff.policy).is_some();
         // A masked response must be readable: ask the upstream for no content encoding.
         let set = if self
             .engine

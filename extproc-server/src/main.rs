@@ -48,8 +48,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: policy_cmd::PolicyCmd,
     },
-    /// List the built-in detectors.
-    Detectors,
+    /// List the built-in detectors with their kind, tags, stance and keywords. A bundle's
+    /// `detectors:` entry may name a detector, a tag, or `all`.
+    Detectors {
+        /// Only detectors with this tag (or this name).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Print the tags and how many detectors carry each.
+        #[arg(long)]
+        tags: bool,
+    },
     /// Local profile: dev issuer keys, the dev bundle and the Envoy config.
     Dev {
         #[command(subcommand)]
@@ -274,8 +282,11 @@ async fn main() -> std::process::ExitCode {
         }
         Cmd::Token(a) => cli::token(a),
         Cmd::Policy { cmd } => return policy_cmd::policy(cmd),
-        Cmd::Detectors => {
-            cli::detectors();
+        Cmd::Detectors { tag, tags } => {
+            if let Err(e) = cli::detectors(tag.as_deref(), tags) {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
             Ok(())
         }
         Cmd::Dev { cmd } => cli::dev(cmd),

@@ -449,7 +449,7 @@ pub struct BenchStoreArgs {
 /// A typical exchange record (a 4 KiB chat request, redacted, and a masked answer).
 fn sample_record(i: usize) -> policy_engine::record::Record {
     use policy_engine::record::*;
-    let body = serde_json::from_slice(&crate::cli::bench_request()).unwrap_or_default();
+    let body = serde_json::from_slice(&policy_engine::profile::chat_request()).unwrap_or_default();
     Record {
         v: RECORD_VERSION,
         kind: Kind::Exchange,

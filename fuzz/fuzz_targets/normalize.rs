@@ -1,4 +1,5 @@
-//! Normalisation and the joined prompt text: never panic; hits map to a segment.
+//! Normalisation, the reader's view and the joined prompt text: never panic; hits map to a
+//! segment; view bytes map to whole original characters.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use policy_engine::extract::Segment;
@@ -7,6 +8,16 @@ fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let n = policy_engine::normalize::normalize_variants(&s);
     let _ = policy_engine::normalize::fold(&n.text);
+    // The reader's view maps every byte back to a whole original character, in order.
+    let m = policy_engine::normalize::Mapped::new(&s);
+    let mut last = 0;
+    for at in 0..=m.text.len() {
+        let (a, b) = m.original(at, m.text.len(), s.len());
+        assert!(a <= b && b <= s.len() && s.is_char_boundary(a) && s.is_char_boundary(b));
+        let start = m.start_of(at, s.len());
+        assert!(start >= last && s.is_char_boundary(start));
+        last = start;
+    }
     let segs: Vec<Segment> = s
         .split('|')
         .map(|t| Segment {

@@ -126,6 +126,9 @@ pub struct Extracted {
     pub stream: bool,
     /// Token ids given directly (their decoded text is among the segments too).
     pub raw_token_count: u64,
+    /// Parts this build cannot read (token ids without the tokenizer): the decision about
+    /// them is the server's.
+    pub deferred: bool,
     /// The path tree the segments point into.
     pub paths: Vec<Step>,
     /// The request asks for output the masker cannot read: spoken audio (`modalities`
@@ -248,6 +251,7 @@ struct Walker<'a> {
     segments: Vec<Segment>,
     paths: Vec<Step>,
     raw_tokens: u64,
+    deferred: bool,
 }
 
 const ROOT: u32 = 0;
@@ -462,6 +466,11 @@ impl Walker<'_> {
         }
         for (at, l) in lists {
             self.raw_tokens += l.len() as u64;
+            if !tokens::EXACT {
+                // This build has no vocabulary: the server decodes and decides them.
+                self.deferred = true;
+                continue;
+            }
             let text = tokens::decode(self.encoding, &l)
                 .ok_or_else(|| ExtractError::TokenIds(self.path_string(at)))?;
             let r = self.reading(at, "<tokens>");
@@ -552,6 +561,7 @@ pub fn extract(
         segments: Vec::new(),
         paths: vec![Step::Root],
         raw_tokens: 0,
+        deferred: false,
     };
     w.walk(ROOT, None, body, 0)?;
     let items = match api {
@@ -605,6 +615,7 @@ pub fn extract(
         choices: limit_fields(body, api.choice_fields()),
         stream,
         raw_token_count: w.raw_tokens,
+        deferred: w.deferred,
         paths: w.paths,
         unreadable_output: unreadable_output(body),
     })

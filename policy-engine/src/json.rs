@@ -100,6 +100,26 @@ pub fn decode_escapes(s: &str, all: bool) -> Option<String> {
     changed.then_some(out)
 }
 
+/// Objects up to this many keys check case collisions by comparison, larger ones by a set.
+const SMALL_OBJECT: usize = 16;
+
+fn fold_key(k: &str) -> String {
+    if k.is_ascii() {
+        k.to_ascii_lowercase()
+    } else {
+        k.to_lowercase()
+    }
+}
+
+/// Whether two keys are equal under case folding.
+fn same_folded(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
 struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
@@ -152,21 +172,34 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut folded = HashSet::new();
+        // Case-folded keys, kept only once an object is large: small objects (nearly all of
+        // them) compare against the keys already read, without allocating.
+        let mut folded: Option<HashSet<String>> = None;
         while let Some(k) = map.next_key::<String>()? {
             // The key itself is never echoed: it may be the value a rule would block.
             if out.contains_key(&k) {
                 return Err(de::Error::custom("duplicate key in an object"));
             }
-            let lower = k.to_lowercase();
-            if (!k.is_ascii() && lower.is_ascii()) || k.contains(['\u{017F}', '\u{212A}']) {
+            if (!k.is_ascii() && k.to_lowercase().is_ascii())
+                || k.contains(['\u{017F}', '\u{212A}'])
+            {
                 // U+212A KELVIN SIGN folds to `k`, U+017F LONG S to `s`: case-insensitive
                 // decoders (Go's encoding/json) read such a key as an ASCII field name.
                 return Err(de::Error::custom(
                     "an object key folds to a different ASCII key under Unicode case folding",
                 ));
             }
-            if !folded.insert(lower) {
+            let clash = match folded.as_mut() {
+                None if out.len() < SMALL_OBJECT => out.keys().any(|x| same_folded(x, &k)),
+                None => {
+                    let mut set: HashSet<String> = out.keys().map(|x| fold_key(x)).collect();
+                    let clash = !set.insert(fold_key(&k));
+                    folded = Some(set);
+                    clash
+                }
+                Some(set) => !set.insert(fold_key(&k)),
+            };
+            if clash {
                 return Err(de::Error::custom(
                     "two keys of one object differ only in letter case",
                 ));
@@ -193,6 +226,15 @@ mod tests {
         assert!(e.0.contains("letter case"), "{e}");
         // The same key in two different objects is fine.
         assert!(parse_strict(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
+        // Large objects (checked by a set) and non-ASCII keys collide the same way.
+        let mut big: Vec<String> = (0..40).map(|i| format!("\"key{i}\": {i}")).collect();
+        assert!(parse_strict(format!("{{{}}}", big.join(",")).as_bytes()).is_ok());
+        big.push("\"KEY7\": 0".into());
+        let e = parse_strict(format!("{{{}}}", big.join(",")).as_bytes()).unwrap_err();
+        assert!(e.0.contains("letter case"), "{e}");
+        let e =
+            parse_strict("{\"\u{c9}t\u{e9}\": 1, \"\u{e9}T\u{c9}\": 2}".as_bytes()).unwrap_err();
+        assert!(e.0.contains("letter case"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod masking;
 pub mod matcher;
 pub mod media;
 pub mod normalize;
+#[doc(hidden)]
+pub mod profile;
 pub mod record;
 pub mod redact;
 pub mod routes;

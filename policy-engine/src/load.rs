@@ -382,10 +382,10 @@ fn check_patterns(
         }
     }
     for (k, d) in dets.iter().enumerate() {
-        if detectors::find(d).is_none() {
+        if detectors::resolve(d).is_none() {
             out.push((
                 format!("{f}.detectors[{k}]"),
-                format!("unknown detector `{d}` (see `gatehouse detectors`)"),
+                format!("unknown detector or tag `{d}` (see `gatehouse detectors`)"),
             ));
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::bundle::MaskStyle;
 use crate::engine::{CompiledPolicy, Engine};
+use crate::normalize::{plain_ascii, Mapped};
 use crate::scan::widen;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -19,10 +20,26 @@ pub struct MaskHit {
 impl Engine {
     /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
     /// leftmost, longest first among overlaps).
+    ///
+    /// Text with anything but plain ASCII is also scanned the way a reader sees it
+    /// ([`Mapped`]): a value in full-width digits or with zero-width characters inside is
+    /// masked in full, invisible characters included.
     pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
         let mut hits = Vec::new();
         cp.mask.exact.scan(text.as_bytes(), &mut hits);
         cp.mask.ci.scan(text.as_bytes(), &mut hits);
+        if !plain_ascii(text) {
+            let mapped = Mapped::new(text);
+            if mapped.text != text {
+                let mut seen = Vec::new();
+                cp.mask.exact.scan(mapped.text.as_bytes(), &mut seen);
+                cp.mask.ci.scan(mapped.text.as_bytes(), &mut seen);
+                hits.extend(seen.into_iter().map(|mut h| {
+                    (h.start, h.end) = mapped.original(h.start, h.end, text.len());
+                    h
+                }));
+            }
+        }
         hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let mut out: Vec<MaskHit> = Vec::new();
         for h in hits {
@@ -134,5 +151,53 @@ policies:
         let other = Engine::from_source(SRC).unwrap().with_mask_key(b"k2");
         let (o, _) = other.mask_text(other.policy("p").unwrap(), "AKIAQWERTYUIOPASDFGH");
         assert_ne!(o, again);
+    }
+}
+
+#[cfg(test)]
+mod reader_view_tests {
+    use crate::engine::Engine;
+
+    const SRC: &str = r#"
+apiVersion: gatehouse.dev/v1
+kind: PolicyBundle
+metadata: {name: t}
+policies:
+  - id: p
+    models: ["*"]
+    response_masking:
+      - {id: cards, detectors: [payment_card]}
+      - {id: keys, detectors: [aws_access_key_id, email]}
+"#;
+
+    #[test]
+    fn values_in_other_forms_are_masked_whole() {
+        let e = Engine::from_source(SRC).unwrap();
+        let cp = e.policy("p").unwrap();
+        for (text, want) in [
+            // Full-width digits.
+            (
+                "card \u{FF14}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11} end",
+                "card [PAYMENT_CARD] end",
+            ),
+            // A zero-width space inside a key, and a soft hyphen inside a card number.
+            ("key AKIAQWERTY\u{200B}UIOPASDFGH.", "key [AWS_ACCESS_KEY]."),
+            ("4111 1111\u{AD} 1111 1111", "[PAYMENT_CARD]"),
+            // Full-width letters in a key; Arabic-Indic digits.
+            (
+                "\u{FF21}\u{FF2B}\u{FF29}\u{FF21}QWERTYUIOPASDFGH",
+                "[AWS_ACCESS_KEY]",
+            ),
+            (
+                "\u{0664}\u{0661}\u{0661}\u{0661}111111111111",
+                "[PAYMENT_CARD]",
+            ),
+            // Mail with a full-width at sign.
+            ("to jane\u{FF20}example.com now", "to [EMAIL] now"),
+            // Text around is kept as written.
+            ("caf\u{e9} 4111111111111111 \u{2014} ok", "caf\u{e9} [PAYMENT_CARD] \u{2014} ok"),
+        ] {
+            assert_eq!(e.mask_text(cp, text).0, want, "{text:?}");
+        }
     }
 }

@@ -6,12 +6,14 @@
 //! patterns that did match are then run alone to find their spans and apply validity checks.
 //! Clean text, the common case, therefore costs one pass per automaton.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
+use crate::detectors::Detector;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::{
     meta::{self, Regex},
     util::syntax,
     Input, MatchKind, PatternSet as ReSet,
 };
+use std::sync::Arc;
 
 /// One pattern to compile, owned by a rule (`owner` is the caller's index).
 #[derive(Debug, Clone)]
@@ -29,6 +31,30 @@ pub enum SpecKind {
         pattern: String,
         validate: Option<fn(&[u8]) -> bool>,
     },
+    /// A built-in detector: run around its keywords when it has some, in the shared regex
+    /// pass otherwise.
+    Detector(&'static Detector),
+}
+
+impl Spec {
+    /// What produced a hit of this spec, as findings name it (`literal`, `regex`,
+    /// `detector:<name>`).
+    pub fn source(&self) -> std::borrow::Cow<'static, str> {
+        match &self.kind {
+            SpecKind::Literal(_) | SpecKind::LiteralCi(_) => "literal".into(),
+            SpecKind::Regex { .. } => "regex".into(),
+            SpecKind::Detector(d) => format!("detector:{}", d.name).into(),
+        }
+    }
+
+    /// The validity check a candidate must pass.
+    fn validator(&self) -> Option<fn(&[u8]) -> bool> {
+        match &self.kind {
+            SpecKind::Regex { validate, .. } => *validate,
+            SpecKind::Detector(d) => d.check.validator(),
+            SpecKind::Literal(_) | SpecKind::LiteralCi(_) => None,
+        }
+    }
 }
 
 /// A match: which spec's owner, and where.
@@ -97,7 +123,7 @@ pub fn literal_regex(kind: &SpecKind) -> Option<String> {
     match kind {
         SpecKind::Literal(l) => Some(spaced_literal(l)),
         SpecKind::LiteralCi(l) => Some(format!("(?i:{})", spaced_literal(l))),
-        SpecKind::Regex { .. } => None,
+        SpecKind::Regex { .. } | SpecKind::Detector(_) => None,
     }
 }
 
@@ -116,8 +142,91 @@ pub struct PatternSet {
     combined: Option<Regex>,
     /// combined pattern index -> spec index
     regex_spec: Vec<usize>,
-    /// spec index -> single regex (for spans), None for literals
+    /// spec index -> single regex (for spans); None for literals and detectors (whose
+    /// regexes are compiled on first use and shared)
     singles: Vec<Option<Regex>>,
+    /// Keywords of the set's detectors, in one case-insensitive Aho-Corasick DFA (shared by
+    /// every set with the same keywords), and per keyword the specs it gates.
+    keywords: Option<Arc<AhoCorasick>>,
+    keyword_specs: Vec<Vec<usize>>,
+}
+
+/// One compiled regex per built-in detector, shared by every set that uses it (a bundle's
+/// policies and masking rules name the same detectors many times over), compiled the first
+/// time a text has one of its keywords (or, for detectors without keywords, a candidate).
+fn detector_regex(d: &'static Detector) -> Result<Arc<CompiledDetector>, BuildError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, Arc<CompiledDetector>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = map.get(d.name) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(CompiledDetector {
+        regex: build_one(d.pattern, MatchKind::LeftmostFirst)?,
+        starts_with_keyword: starts_with_keyword(d),
+    });
+    map.insert(d.name, c.clone());
+    Ok(c)
+}
+
+/// The case-insensitive keyword DFA of a keyword list, built once per distinct list (the
+/// policies and masking rules of a bundle mostly name the same detectors).
+fn keyword_automaton(keywords: &[&'static str]) -> Result<Arc<AhoCorasick>, BuildError> {
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Vec<(Vec<&'static str>, Arc<AhoCorasick>)>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((_, ac)) = cache.iter().find(|(k, _)| k == keywords) {
+        return Ok(ac.clone());
+    }
+    let ac = Arc::new(
+        AhoCorasickBuilder::new()
+            .match_kind(AcMatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(keywords)
+            .map_err(|e| BuildError::Literals(e.to_string()))?,
+    );
+    cache.push((keywords.to_vec(), ac.clone()));
+    Ok(ac)
+}
+
+/// A built-in detector's compiled regex.
+#[derive(Debug)]
+struct CompiledDetector {
+    regex: Regex,
+    /// Every match begins with one of the keywords (a prefix format, or a context word
+    /// first): the regex need only look forward from each keyword.
+    starts_with_keyword: bool,
+}
+
+/// Whether every match of `d` begins with one of its keywords, read from the finite set of
+/// literal prefixes of its pattern (`false` when the set is not finite or a prefix is
+/// shorter than every keyword it could start).
+fn starts_with_keyword(d: &Detector) -> bool {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let Ok(hir) = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(d.pattern)
+    else {
+        return false;
+    };
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let Some(lits) = seq.literals() else {
+        return false;
+    };
+    !lits.is_empty()
+        && lits.iter().all(|l| {
+            let lower = l.as_bytes().to_ascii_lowercase();
+            d.keywords.iter().any(|k| lower.starts_with(k.as_bytes()))
+        })
 }
 
 impl PatternSet {
@@ -143,7 +252,25 @@ impl PatternSet {
         let mut regexes: Vec<String> = Vec::new();
         let mut regex_spec = Vec::new();
         let mut singles = Vec::with_capacity(specs.len());
+        let mut keywords: Vec<(&'static str, Vec<usize>)> = Vec::new();
         for (i, s) in specs.iter().enumerate() {
+            if let SpecKind::Detector(d) = &s.kind {
+                let d: &'static Detector = d;
+                if d.keywords.is_empty() {
+                    regexes.push(d.pattern.to_owned());
+                    regex_spec.push(i);
+                }
+                for k in d.keywords {
+                    match keywords.iter_mut().find(|(x, _)| x == k) {
+                        Some((_, gated)) => gated.push(i),
+                        None => keywords.push((k, vec![i])),
+                    }
+                }
+                // Compiled on first use (see `detector_regex`): a VM pays only for the
+                // detectors whose keywords it has seen.
+                singles.push(None);
+                continue;
+            }
             let as_regex = match &s.kind {
                 SpecKind::Regex { pattern, .. } => Some(pattern.clone()),
                 k if literals_in_regex || matches!(k, SpecKind::LiteralCi(_)) => literal_regex(k),
@@ -174,6 +301,16 @@ impl PatternSet {
                     .map_err(|e| BuildError::Literals(e.to_string()))?,
             )
         };
+        // Keywords get their own pass, a fully built DFA: it runs at the same speed on any
+        // text (a lazy DFA over hundreds of case-insensitive literals slows down several
+        // times on source code), and its hits say where the gated detectors must look.
+        let (keyword_list, keyword_specs): (Vec<&'static str>, Vec<Vec<usize>>) =
+            keywords.into_iter().unzip();
+        let keywords = if keyword_list.is_empty() {
+            None
+        } else {
+            Some(keyword_automaton(&keyword_list)?)
+        };
         let combined = if regexes.is_empty() {
             None
         } else {
@@ -199,6 +336,8 @@ impl PatternSet {
             combined,
             regex_spec,
             singles,
+            keywords,
+            keyword_specs,
         })
     }
 
@@ -229,33 +368,107 @@ impl PatternSet {
             re.which_overlapping_matches(&Input::new(text), &mut set);
             for pid in set.iter() {
                 let spec = self.regex_spec[pid.as_usize()];
-                let Some(single) = &self.singles[spec] else {
+                self.spec_hits(spec, text, 0..text.len(), &mut budget, out);
+            }
+        }
+        if let Some(ac) = &self.keywords {
+            self.gated_hits(ac, text, out);
+        }
+    }
+
+    /// Keyword-gated detectors: a match contains one of its detector's keywords and is at
+    /// most `max_len` long, so the detector's regex runs only in the merged windows around
+    /// its keywords' hits (from the keyword itself onwards when every match starts with a
+    /// keyword, `max_len` either side otherwise). Text without a keyword costs nothing more.
+    fn gated_hits(&self, ac: &AhoCorasick, text: &[u8], out: &mut Vec<Hit>) {
+        // (spec, start, end)
+        let mut windows: Vec<(usize, usize, usize)> = Vec::new();
+        for m in ac.find_overlapping_iter(text) {
+            for &spec in &self.keyword_specs[m.pattern().as_usize()] {
+                let SpecKind::Detector(d) = &self.specs[spec].kind else {
                     continue;
                 };
-                let validate = match &self.specs[spec].kind {
-                    SpecKind::Regex { validate, .. } => *validate,
-                    SpecKind::Literal(_) | SpecKind::LiteralCi(_) => None,
+                let from_keyword = detector_regex(d).is_ok_and(|c| c.starts_with_keyword);
+                let start = if from_keyword {
+                    m.start()
+                } else {
+                    m.end().saturating_sub(d.max_len)
                 };
-                let owner = self.specs[spec].owner;
-                let Some(validate) = validate else {
-                    out.extend(single.find_iter(text).map(|m| Hit {
+                let end = m.start().saturating_add(d.max_len).min(text.len());
+                windows.push((spec, start, end));
+            }
+        }
+        if windows.is_empty() {
+            return;
+        }
+        windows.sort_unstable();
+        let mut budget = RETRY_BUDGET;
+        let mut i = 0;
+        while i < windows.len() {
+            let (spec, start, mut end) = windows[i];
+            i += 1;
+            while i < windows.len() && windows[i].0 == spec && windows[i].1 <= end {
+                end = end.max(windows[i].2);
+                i += 1;
+            }
+            self.spec_hits(spec, text, start..end, &mut budget, out);
+        }
+    }
+
+    /// Hits of one spec's own regex within `range` of `text` (look-around sees the whole
+    /// text).
+    fn spec_hits(
+        &self,
+        spec: usize,
+        text: &[u8],
+        range: std::ops::Range<usize>,
+        budget: &mut usize,
+        out: &mut Vec<Hit>,
+    ) {
+        let owner = self.specs[spec].owner;
+        let compiled;
+        let single = match (&self.specs[spec].kind, &self.singles[spec]) {
+            (_, Some(re)) => re,
+            (SpecKind::Detector(d), None) => match detector_regex(d) {
+                Ok(c) => {
+                    compiled = c;
+                    &compiled.regex
+                }
+                Err(_) => {
+                    // Every built-in pattern compiles (tested); if one did not, its
+                    // candidates would count as matches, not pass unread.
+                    out.push(Hit {
+                        owner,
+                        spec,
+                        start: range.start,
+                        end: range.end,
+                    });
+                    return;
+                }
+            },
+            (_, None) => return,
+        };
+        let Some(validate) = self.specs[spec].validator() else {
+            out.extend(
+                single
+                    .find_iter(Input::new(text).range(range))
+                    .map(|m| Hit {
                         owner,
                         spec,
                         start: m.start(),
                         end: m.end(),
-                    }));
-                    continue;
-                };
-                validated_hits(single, validate, text, &mut budget, |start, end| {
-                    out.push(Hit {
-                        owner,
-                        spec,
-                        start,
-                        end,
-                    })
-                });
-            }
-        }
+                    }),
+            );
+            return;
+        };
+        validated_hits(single, validate, text, range, budget, |start, end| {
+            out.push(Hit {
+                owner,
+                spec,
+                start,
+                end,
+            })
+        });
     }
 
     /// Whether anything matches (validators applied).
@@ -278,13 +491,14 @@ fn validated_hits(
     re: &Regex,
     validate: fn(&[u8]) -> bool,
     text: &[u8],
+    range: std::ops::Range<usize>,
     budget: &mut usize,
     mut emit: impl FnMut(usize, usize),
 ) {
     use regex_automata::Anchored;
-    let mut at = 0;
-    while at <= text.len() {
-        let Some(m) = re.find(Input::new(text).range(at..)) else {
+    let mut at = range.start;
+    while at <= range.end {
+        let Some(m) = re.find(Input::new(text).range(at..range.end)) else {
             return;
         };
         let (start, mut end) = (m.start(), m.end());
@@ -376,10 +590,7 @@ mod tests {
         let set = PatternSet::build(
             vec![Spec {
                 owner: 0,
-                kind: SpecKind::Regex {
-                    pattern: det.pattern.into(),
-                    validate: det.validate,
-                },
+                kind: SpecKind::Detector(det),
             }],
             false,
         )

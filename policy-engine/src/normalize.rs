@@ -92,6 +92,7 @@ fn premap(c: char) -> char {
 }
 
 /// What one code point becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Keep,
     /// Combining mark: removed in both readings.
@@ -316,6 +317,64 @@ pub fn normalize_bounded(s: &str, limit: usize) -> Option<Normalized> {
         spaced: any_invisible.then(|| finish(&spaced)),
         tags: any_tag.then(|| finish(&tagged)),
     })
+}
+
+/// Text as a reader sees it, with the span of the original text each byte came from: what
+/// the response masker scans, so that a value written in full-width forms, in another
+/// script's digits or with invisible characters inside is found, and the characters the
+/// client would have seen are the ones masked.
+///
+/// Each character is mapped on its own: compatibility decomposition, marks and invisible
+/// characters (tag characters included) removed, digits of every script and TS #39
+/// confusables made ASCII. No recomposition: the detectors are ASCII, and a mark is removed
+/// either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    pub text: String,
+    /// Per byte of `text`: (start, end) of the original character it came from.
+    origin: Vec<(u32, u32)>,
+}
+
+impl Mapped {
+    pub fn new(s: &str) -> Mapped {
+        let mut text = String::with_capacity(s.len());
+        let mut origin = Vec::with_capacity(s.len());
+        for (o, c) in s.char_indices() {
+            let before = text.len();
+            if c.is_ascii() {
+                if classify(c) == Class::Keep {
+                    text.push(c);
+                }
+            } else {
+                for d in std::iter::once(premap(c)).nfkd() {
+                    if tag_ascii(d).is_none() && classify(d) == Class::Keep {
+                        push_mapped(d, &mut text);
+                    }
+                }
+            }
+            let span = (o as u32, (o + c.len_utf8()) as u32);
+            origin.resize(origin.len() + (text.len() - before), span);
+        }
+        Mapped { text, origin }
+    }
+
+    /// Where the original character that produced byte `at` of `text` starts (`len` maps
+    /// to `original_len`).
+    pub fn start_of(&self, at: usize, original_len: usize) -> usize {
+        self.origin
+            .get(at)
+            .map_or(original_len, |(s, _)| *s as usize)
+    }
+
+    /// The original span of `text[start..end]` (whole characters).
+    pub fn original(&self, start: usize, end: usize, original_len: usize) -> (usize, usize) {
+        let s = self.start_of(start, original_len);
+        let e = match end.checked_sub(1).and_then(|i| self.origin.get(i)) {
+            Some((_, e)) => *e as usize,
+            None => s,
+        };
+        (s, e.max(s))
+    }
 }
 
 /// Normalise `s` (invisible characters removed).

@@ -9,11 +9,14 @@
 //! is still "live", so a pathological stream cannot stall.
 
 use crate::engine::{CompiledPolicy, Engine, MaskHit};
+use crate::normalize::{plain_ascii, Mapped};
 use regex_automata::{
     hybrid::dfa::{Cache, DFA},
+    nfa::thompson,
     util::{start, syntax},
     Anchored,
 };
+use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 
 /// An anchored lazy DFA answering "could a masking match start here?".
 pub struct LiveDfa {
@@ -27,14 +30,33 @@ impl std::fmt::Debug for LiveDfa {
 }
 
 impl LiveDfa {
-    /// Build from the same patterns the masker uses (literals escaped).
+    /// Build from the same patterns the masker uses (literals escaped), each relaxed so
+    /// that every repetition is unbounded (`X{64}` reads as `X*`): every prefix of a real
+    /// match is still a prefix of a relaxed one, so the answer stays safe, and hundreds of
+    /// detectors with long counted repetitions make a small automaton instead of one with
+    /// tens of thousands of states.
     pub fn build(patterns: &[String]) -> Result<Option<LiveDfa>, String> {
         if patterns.is_empty() {
             return Ok(None);
         }
-        let dfa = DFA::builder()
+        let mut parser = regex_syntax::ParserBuilder::new();
+        parser.unicode(false).utf8(false);
+        let hirs = patterns
+            .iter()
+            .map(|p| {
+                parser
+                    .build()
+                    .parse(p)
+                    .map(relax)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let nfa = thompson::Compiler::new()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build_many(patterns)
+            .build_many_from_hir(&hirs)
+            .map_err(|e| e.to_string())?;
+        let dfa = DFA::builder()
+            .build_from_nfa(nfa)
             .map_err(|e| e.to_string())?;
         Ok(Some(LiveDfa { dfa }))
     }
@@ -68,6 +90,32 @@ impl LiveDfa {
     }
 }
 
+/// `h` with every repetition made unbounded and optional (`X{2,64}` becomes `X*`).
+fn relax(h: Hir) -> Hir {
+    match h.into_kind() {
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            min: 0,
+            max: None,
+            greedy: true,
+            sub: Box::new(relax(*r.sub)),
+        }),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            index: c.index,
+            name: c.name,
+            sub: Box::new(relax(*c.sub)),
+        }),
+        HirKind::Concat(hs) => Hir::concat(hs.into_iter().map(relax).collect()),
+        HirKind::Alternation(hs) => Hir::alternation(hs.into_iter().map(relax).collect()),
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(l) => Hir::literal(l.0),
+        HirKind::Class(c) => Hir::class(c),
+        HirKind::Look(l) => Hir::look(l),
+    }
+}
+
+/// The held text may always grow to this many bytes (see [`StreamMasker::push`]).
+const MIN_RAW_HOLD: usize = 64 * 1024;
+
 /// Masks one text stream (one choice, content block or output item).
 pub struct StreamMasker {
     pending: String,
@@ -95,14 +143,16 @@ impl StreamMasker {
         self.pending.push_str(piece);
         let len = self.pending.len();
         let bound = cp.max_mask_match();
-        // Earliest position where a match could still begin.
+        // Earliest position where a match could still begin, judged on the text as a reader
+        // sees it (a value with invisible characters inside is still one value).
         let mut hold_from = len;
         if let (Some(live), Some(cache)) = (cp.live_dfa(), self.cache.as_mut()) {
-            let bytes = self.pending.as_bytes();
-            let first = len.saturating_sub(bound + 1);
-            for at in first..len {
-                if self.pending.is_char_boundary(at) && live.live_at(cache, bytes, at) {
-                    hold_from = at;
+            let mapped = (!plain_ascii(&self.pending)).then(|| Mapped::new(&self.pending));
+            let view = mapped.as_ref().map_or(self.pending.as_str(), |m| &m.text);
+            let n = view.len();
+            for at in n.saturating_sub(bound + 1)..n {
+                if view.is_char_boundary(at) && live.live_at(cache, view.as_bytes(), at) {
+                    hold_from = mapped.as_ref().map_or(at, |m| m.start_of(at, len));
                     break;
                 }
             }
@@ -114,6 +164,10 @@ impl StreamMasker {
                 hold_from = s.start;
             }
         }
+        // Invisible characters add to the held text without adding to what a match can be:
+        // past a fixed multiple of the bound, the oldest text goes (masked) regardless.
+        let cap = bound.saturating_mul(8).max(MIN_RAW_HOLD);
+        hold_from = hold_from.max(len.saturating_sub(cap));
         while !self.pending.is_char_boundary(hold_from) {
             hold_from -= 1;
         }
@@ -194,6 +248,36 @@ policies:
                 out.push_str(&m.finish(&e, cp));
                 assert_eq!(out, expected, "split at {i},{j}");
             }
+        }
+    }
+
+    /// A card number in full-width digits and a key with zero-width spaces inside, split at
+    /// every offset: no digit of the card and no part of the key gets out unmasked.
+    #[test]
+    fn values_in_other_forms_never_leak_when_split() {
+        let e = engine();
+        let cp = e.policy("p").unwrap();
+        let card: String = "4111111111111111"
+            .chars()
+            .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap())
+            .collect();
+        let key = "AKIA\u{200B}QWERTY\u{200B}UIOP\u{200B}ASDFGH";
+        let text = format!("pay {card} with {key} now");
+        let (expected, _) = e.mask_text(cp, &text);
+        assert_eq!(expected, "pay [PAYMENT_CARD] with [AWS_ACCESS_KEY] now");
+        let bounds: Vec<usize> = (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .collect();
+        for &i in &bounds {
+            let mut m = StreamMasker::new(cp);
+            let mut out = m.push(&e, cp, &text[..i]);
+            assert!(
+                !out.contains('\u{FF11}') && !out.contains("QWERTY") && !out.contains("AKIA"),
+                "leaked at {i}: {out:?}"
+            );
+            out.push_str(&m.push(&e, cp, &text[i..]));
+            out.push_str(&m.finish(&e, cp));
+            assert_eq!(out, expected, "split at {i}");
         }
     }
 

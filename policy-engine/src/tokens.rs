@@ -46,6 +46,12 @@ impl Encoding {
     }
 }
 
+/// Whether this build counts tokens exactly and decodes token ids. The filter's build does
+/// not (the vocabularies would cost every Envoy worker tens of megabytes): where the byte
+/// bound cannot settle a limit, or a prompt is given as token ids, it leaves the decision to
+/// the server, which reads every inference body (see docs/ARCHITECTURE.md, D20).
+pub const EXACT: bool = cfg!(feature = "tokenizer");
+
 /// Exact number of tokens in `text`.
 #[cfg(feature = "tokenizer")]
 pub fn count(enc: Encoding, text: &str) -> u64 {
@@ -123,6 +129,12 @@ pub fn prompt_tokens(x: &Extracted, enc: Encoding, limit: Option<u64>) -> Prompt
     for seg in &x.segments {
         joined.push_str(&seg.text);
         joined.push('\n');
+    }
+    if !EXACT {
+        return PromptTokens {
+            tokens: bound,
+            exact: false,
+        };
     }
     let exact = base + count(enc, &joined);
     PromptTokens {

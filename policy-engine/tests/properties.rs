@@ -120,6 +120,19 @@ proptest! {
     }
 
     #[test]
+    fn reader_view_maps_back_to_whole_characters(s in "\\PC{0,60}", a in 0usize..200, b in 0usize..200) {
+        let m = policy_engine::normalize::Mapped::new(&s);
+        let (lo, hi) = (a.min(b).min(m.text.len()), a.max(b).min(m.text.len()));
+        let (x, y) = m.original(lo, hi, s.len());
+        prop_assert!(x <= y && y <= s.len());
+        prop_assert!(s.is_char_boundary(x) && s.is_char_boundary(y));
+        // Plain ASCII is its own view.
+        if policy_engine::normalize::plain_ascii(&s) {
+            prop_assert_eq!(&m.text, &s);
+        }
+    }
+
+    #[test]
     fn spans_always_widen_to_boundaries(s in "\\PC{0,20}", a in 0usize..80, b in 0usize..80) {
         let (x, y) = widen(&s, a, b);
         prop_assert!(x <= y && y <= s.len());
