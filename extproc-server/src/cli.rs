@@ -388,7 +388,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 
 /// Precision and recall per detector over a labeled corpus: a detection is a true positive
 /// when its text equals a labeled value of that detector.
-pub fn eval(corpus: &Path) -> anyhow::Result<()> {
+pub fn eval(corpus: &Path, show_errors: bool) -> anyhow::Result<()> {
     use policy_engine::detectors;
     use policy_engine::matcher::{PatternSet, Spec, SpecKind};
     let text =
@@ -439,9 +439,17 @@ pub fn eval(corpus: &Path) -> anyhow::Result<()> {
                     tp += 1;
                 } else {
                     fp += 1;
+                    if show_errors {
+                        println!("  FP {}: {f:?} in {t:?}", d.name);
+                    }
                 }
             }
-            fn_ += want.iter().filter(|w| !found.contains(w)).count() as u32;
+            for w in want.iter().filter(|w| !found.contains(w)) {
+                fn_ += 1;
+                if show_errors {
+                    println!("  FN {}: {w:?} in {t:?}", d.name);
+                }
+            }
         }
         let precision = f64::from(tp) / f64::from((tp + fp).max(1));
         let recall = f64::from(tp) / f64::from((tp + fn_).max(1));

@@ -81,6 +81,9 @@ enum Cmd {
     Eval {
         #[arg(default_value = "tests/eval/corpus.jsonl")]
         corpus: PathBuf,
+        /// Also print each false positive and false negative (detector, value, text).
+        #[arg(long)]
+        errors: bool,
     },
 }
 
@@ -292,7 +295,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Dev { cmd } => cli::dev(cmd),
         Cmd::Bench(a) => cli::bench(a),
         Cmd::BenchStore(a) => sessions::bench_store(a).await,
-        Cmd::Eval { corpus } => cli::eval(&corpus),
+        Cmd::Eval { corpus, errors } => cli::eval(&corpus, errors),
         Cmd::Approvals { cmd } => match approvals_cmd::run(cmd) {
             Ok(code) => return code,
             Err(e) => Err(e),

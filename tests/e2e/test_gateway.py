@@ -1,5 +1,6 @@
 """The walking skeleton end to end: Envoy -> wasm filter -> ext_proc server -> upstream."""
 import json
+import pytest
 
 import anthropic
 import openai
@@ -194,3 +195,26 @@ def test_dry_run_policy_forwards_and_records_what_it_would_do(stack):
     sess = next(x for x in recs if x["source"] == "server")
     assert sess["decision"]["dry_run"] is True and sum(sess["response"]["masked"].values()) >= 1
     assert "AKIAQWERTYUIOPASDFGH" not in json.dumps(recs)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_answers_are_masked_as_a_reader_sees_them(stack, stream):
+    """The demo model echoes the prompt: a mail address in full-width forms and one with
+    zero-width spaces inside come back masked, characters a reader would see included."""
+    import requests
+    full_width = "\uff4a\uff41\uff4e\uff45\uff0e\uff44\uff4f\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d"
+    zero_width = "m\u200bax@exa\u200bmple.org"
+    prompt = f"write to {full_width} and {zero_width} today"
+    r = requests.post(stack.base + "/v1/chat/completions", timeout=10, stream=stream,
+                      headers={"authorization": f"Bearer {stack.token()}"},
+                      json=chat(prompt, stream=stream))
+    assert r.status_code == 200, r.text
+    if stream:
+        text = ""
+        for line in r.content.decode().splitlines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                text += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+    else:
+        text = r.json()["choices"][0]["message"]["content"]
+    echo = text.split("You said: ", 1)[1]
+    assert echo == "write to [EMAIL] and [EMAIL] today", echo
