@@ -29,8 +29,13 @@ impl Engine {
         cp.mask.exact.scan(text.as_bytes(), &mut hits);
         cp.mask.ci.scan(text.as_bytes(), &mut hits);
         if !plain_ascii(text) {
-            let mapped = Mapped::new(text);
-            if mapped.text != text {
+            // The reader's view, and when there are tag characters (invisible to a person,
+            // read as ASCII by models and agents downstream) also that reading.
+            let tags = Mapped::has_tags(text).then(|| Mapped::with_tags(text));
+            for mapped in std::iter::once(Mapped::new(text)).chain(tags) {
+                if mapped.text == text {
+                    continue;
+                }
                 let mut seen = Vec::new();
                 cp.mask.exact.scan(mapped.text.as_bytes(), &mut seen);
                 cp.mask.ci.scan(mapped.text.as_bytes(), &mut seen);
@@ -191,6 +196,17 @@ policies:
             (
                 "\u{0664}\u{0661}\u{0661}\u{0661}111111111111",
                 "[PAYMENT_CARD]",
+            ),
+            // A key spelled in tag characters (invisible, read as ASCII by models).
+            (
+                &format!(
+                    "ok {} end",
+                    "AKIAQWERTYUIOPASDFGH"
+                        .chars()
+                        .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+                        .collect::<String>()
+                ),
+                "ok [AWS_ACCESS_KEY] end",
             ),
             // Mail with a full-width at sign.
             ("to jane\u{FF20}example.com now", "to [EMAIL] now"),

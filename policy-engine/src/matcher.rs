@@ -363,7 +363,7 @@ impl PatternSet {
             }
         }
         if let Some(re) = &self.combined {
-            let mut budget = RETRY_BUDGET;
+            let mut budget = work_budget(text);
             let mut set = ReSet::new(re.pattern_len());
             re.which_overlapping_matches(&Input::new(text), &mut set);
             for pid in set.iter() {
@@ -402,7 +402,7 @@ impl PatternSet {
             return;
         }
         windows.sort_unstable();
-        let mut budget = RETRY_BUDGET;
+        let mut budget = work_budget(text);
         let mut i = 0;
         while i < windows.len() {
             let (spec, start, mut end) = windows[i];
@@ -461,14 +461,28 @@ impl PatternSet {
             );
             return;
         };
-        validated_hits(single, validate, text, range, budget, |start, end| {
-            out.push(Hit {
-                owner,
-                spec,
-                start,
-                end,
-            })
-        });
+        // Shorter ends are for structured values (a card before its CVV); credentials and
+        // entropy floors are judged on the candidate as found.
+        let shorter_ends = match &self.specs[spec].kind {
+            SpecKind::Detector(d) => d.stance == crate::detectors::Stance::Structured,
+            _ => true,
+        };
+        validated_hits(
+            single,
+            validate,
+            shorter_ends,
+            text,
+            range,
+            budget,
+            |start, end| {
+                out.push(Hit {
+                    owner,
+                    spec,
+                    start,
+                    end,
+                })
+            },
+        );
     }
 
     /// Whether anything matches (validators applied).
@@ -479,17 +493,29 @@ impl PatternSet {
     }
 }
 
-/// Failed validations a scan may retry with other spans before it counts candidates as
-/// matches (fail closed): keeps a text full of near-misses linear.
-const RETRY_BUDGET: usize = 65_536;
+/// Work (bytes searched or checked) the validated detectors of one scan may spend on
+/// candidates before the rest count as matches (fail closed): a text full of near-misses
+/// stays linear. Per byte of text, plus a constant for short texts.
+const WORK_PER_BYTE: usize = 32;
+const WORK_MIN: usize = 1 << 20;
 
-/// Matches of `re` that pass `validate`. A candidate that fails is not the end of it: a valid
-/// value may be a shorter match at the same start (a card number followed by its CVV) or
-/// start inside it (a quantity before a card number), so shorter ends are tried, then the
-/// search goes on one byte later rather than after the failed candidate.
+/// The work budget of one scan of `text`.
+fn work_budget(text: &[u8]) -> usize {
+    text.len().saturating_mul(WORK_PER_BYTE).max(WORK_MIN)
+}
+
+/// Shorter ends tried for one failed candidate.
+const SHORTER_TRIES: usize = 32;
+
+/// Matches of `re` that pass `validate`. With `shorter_ends` (structured values), a candidate
+/// that fails is not the end of it: a valid value may be a shorter match at the same start
+/// (a card number followed by its CVV), so a few shorter ends are tried, or start inside it
+/// (a quantity before a card number), so the search goes on one byte later. Every search and check is charged to `budget` by the
+/// bytes it covers; once it is spent, candidates count as matches.
 fn validated_hits(
     re: &Regex,
     validate: fn(&[u8]) -> bool,
+    shorter_ends: bool,
     text: &[u8],
     range: std::ops::Range<usize>,
     budget: &mut usize,
@@ -502,13 +528,19 @@ fn validated_hits(
             return;
         };
         let (start, mut end) = (m.start(), m.end());
+        *budget = budget.saturating_sub(end - at + 1);
         let mut found = None;
+        let mut tries = 0;
         loop {
-            if validate(&text[start..end]) || *budget == 0 {
+            if *budget == 0 || validate(&text[start..end]) {
                 found = Some(end);
                 break;
             }
-            *budget -= 1;
+            *budget = budget.saturating_sub(end - start + 1);
+            tries += 1;
+            if !shorter_ends || tries > SHORTER_TRIES || *budget == 0 {
+                break;
+            }
             // The longest match from `start` that ends before `end`.
             let shorter = (start < end)
                 .then(|| {
@@ -519,6 +551,7 @@ fn validated_hits(
                     )
                 })
                 .flatten();
+            *budget = budget.saturating_sub(end - start);
             match shorter {
                 Some(s) if s.end() < end && s.start() == start => end = s.end(),
                 _ => break,
@@ -529,7 +562,11 @@ fn validated_hits(
                 emit(start, end);
                 at = end.max(start + 1);
             }
-            None => at = start + 1,
+            // A structured value may start inside a failed candidate; a credential's
+            // candidate is judged as a whole, and the search goes on after it (so a long run
+            // that fails its entropy floor costs one check, not one per byte).
+            None if shorter_ends => at = start + 1,
+            None => at = end.max(start + 1),
         }
     }
 }

@@ -337,6 +337,21 @@ pub struct Mapped {
 
 impl Mapped {
     pub fn new(s: &str) -> Mapped {
+        Mapped::reading(s, false)
+    }
+
+    /// Whether `s` holds Unicode tag characters (invisible, but read as ASCII by some
+    /// models and agents).
+    pub fn has_tags(s: &str) -> bool {
+        s.chars().any(|c| tag_ascii(c).is_some())
+    }
+
+    /// The view with tag characters read as the ASCII they mirror, instead of removed.
+    pub fn with_tags(s: &str) -> Mapped {
+        Mapped::reading(s, true)
+    }
+
+    fn reading(s: &str, tags_as_ascii: bool) -> Mapped {
         let mut text = String::with_capacity(s.len());
         let mut origin = Vec::with_capacity(s.len());
         for (o, c) in s.char_indices() {
@@ -347,8 +362,11 @@ impl Mapped {
                 }
             } else {
                 for d in std::iter::once(premap(c)).nfkd() {
-                    if tag_ascii(d).is_none() && classify(d) == Class::Keep {
-                        push_mapped(d, &mut text);
+                    match tag_ascii(d) {
+                        Some(a) if tags_as_ascii => text.push(a),
+                        Some(_) => {}
+                        None if classify(d) == Class::Keep => push_mapped(d, &mut text),
+                        None => {}
                     }
                 }
             }

@@ -122,7 +122,12 @@ pub struct StreamMasker {
     cache: Option<Cache>,
     /// Values masked so far, with their rules.
     pub hits: Vec<MaskHit>,
+    /// The rest of the stream is withheld (a possible value outgrew the hold cap).
+    withholding: bool,
 }
+
+/// What replaces text withheld because a possible value outgrew the hold cap.
+pub const WITHHELD: &str = "[WITHHELD]";
 
 impl StreamMasker {
     pub fn new(cp: &CompiledPolicy) -> Self {
@@ -130,6 +135,7 @@ impl StreamMasker {
             pending: String::new(),
             cache: cp.live_dfa().map(LiveDfa::cache),
             hits: Vec::new(),
+            withholding: false,
         }
     }
 
@@ -140,6 +146,9 @@ impl StreamMasker {
 
     /// Add a piece of text; returns the (masked) text that may be sent now.
     pub fn push(&mut self, engine: &Engine, cp: &CompiledPolicy, piece: &str) -> String {
+        if self.withholding {
+            return String::new();
+        }
         self.pending.push_str(piece);
         let len = self.pending.len();
         let bound = cp.max_mask_match();
@@ -147,12 +156,21 @@ impl StreamMasker {
         // sees it (a value with invisible characters inside is still one value).
         let mut hold_from = len;
         if let (Some(live), Some(cache)) = (cp.live_dfa(), self.cache.as_mut()) {
-            let mapped = (!plain_ascii(&self.pending)).then(|| Mapped::new(&self.pending));
-            let view = mapped.as_ref().map_or(self.pending.as_str(), |m| &m.text);
-            let n = view.len();
-            for at in n.saturating_sub(bound + 1)..n {
-                if view.is_char_boundary(at) && live.live_at(cache, view.as_bytes(), at) {
-                    hold_from = mapped.as_ref().map_or(at, |m| m.start_of(at, len));
+            let plain = plain_ascii(&self.pending);
+            let mapped = (!plain).then(|| Mapped::new(&self.pending));
+            // Tag characters are also read as ASCII (as `mask_spans` does).
+            let tags = (!plain && Mapped::has_tags(&self.pending))
+                .then(|| Mapped::with_tags(&self.pending));
+            for m in [mapped.as_ref(), tags.as_ref()] {
+                let view = m.map_or(self.pending.as_str(), |m| &m.text);
+                let n = view.len();
+                for at in n.saturating_sub(bound + 1)..n {
+                    if view.is_char_boundary(at) && live.live_at(cache, view.as_bytes(), at) {
+                        hold_from = hold_from.min(m.map_or(at, |m| m.start_of(at, len)));
+                        break;
+                    }
+                }
+                if tags.is_none() {
                     break;
                 }
             }
@@ -165,11 +183,24 @@ impl StreamMasker {
             }
         }
         // Invisible characters add to the held text without adding to what a match can be:
-        // past a fixed multiple of the bound, the oldest text goes (masked) regardless.
+        // past a fixed multiple of the bound, the held text cannot grow. Text that could
+        // still be part of a value is never sent as it is: when the cap would push such text
+        // out, the stream is withheld from there to its end (one marker), since what follows
+        // could complete a value whose start is no longer here to recognise it.
         let cap = bound.saturating_mul(8).max(MIN_RAW_HOLD);
-        hold_from = hold_from.max(len.saturating_sub(cap));
+        let mut forced = len.saturating_sub(cap);
+        while !self.pending.is_char_boundary(forced) {
+            forced += 1;
+        }
         while !self.pending.is_char_boundary(hold_from) {
             hold_from -= 1;
+        }
+        if hold_from < forced {
+            let mut out = self.emit(engine, cp, hold_from);
+            self.pending.clear();
+            self.withholding = true;
+            out.push_str(WITHHELD);
+            return out;
         }
         self.emit(engine, cp, hold_from)
     }
@@ -262,9 +293,16 @@ policies:
             .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap())
             .collect();
         let key = "AKIA\u{200B}QWERTY\u{200B}UIOP\u{200B}ASDFGH";
-        let text = format!("pay {card} with {key} now");
+        let tagged: String = "AKIAZXCVBNMASDFGHJKL"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let text = format!("pay {card} with {key} or{tagged}now");
         let (expected, _) = e.mask_text(cp, &text);
-        assert_eq!(expected, "pay [PAYMENT_CARD] with [AWS_ACCESS_KEY] now");
+        assert_eq!(
+            expected,
+            "pay [PAYMENT_CARD] with [AWS_ACCESS_KEY] or[AWS_ACCESS_KEY]now"
+        );
         let bounds: Vec<usize> = (0..=text.len())
             .filter(|i| text.is_char_boundary(*i))
             .collect();
@@ -272,13 +310,41 @@ policies:
             let mut m = StreamMasker::new(cp);
             let mut out = m.push(&e, cp, &text[..i]);
             assert!(
-                !out.contains('\u{FF11}') && !out.contains("QWERTY") && !out.contains("AKIA"),
+                !out.contains('\u{FF11}')
+                    && !out.contains("QWERTY")
+                    && !out.contains("AKIA")
+                    && !out.contains(char::from_u32(0xE0000 + 'Z' as u32).unwrap()),
                 "leaked at {i}: {out:?}"
             );
             out.push_str(&m.push(&e, cp, &text[i..]));
             out.push_str(&m.finish(&e, cp));
             assert_eq!(out, expected, "split at {i}");
         }
+    }
+
+    /// A key padded with more invisible characters than the hold cap, streamed in small
+    /// pieces: no part of it is ever sent as it is.
+    #[test]
+    fn padding_past_the_hold_cap_withholds_rather_than_leaks() {
+        let e = engine();
+        let cp = e.policy("p").unwrap();
+        let pad = "\u{200B}".repeat(40_000);
+        let text = format!("key AKIA{pad}QWERTYUIOPASDFGH done");
+        let mut m = StreamMasker::new(cp);
+        let mut out = String::new();
+        let mut at = 0;
+        while at < text.len() {
+            let mut end = (at + 997).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            out.push_str(&m.push(&e, cp, &text[at..end]));
+            at = end;
+        }
+        out.push_str(&m.finish(&e, cp));
+        assert!(!out.contains("AKIA") && !out.contains("QWERTY"), "{out:?}");
+        assert_eq!(out, format!("key {WITHHELD}"));
+        assert!(m.held() == 0);
     }
 
     #[test]

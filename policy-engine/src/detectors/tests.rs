@@ -181,3 +181,25 @@ fn prefix_credentials_glued_to_words_are_found() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Long runs that fail a detector's check are judged once each, not once per shorter end:
+/// the scan stays within its work budget (had it run out, the candidates would count as
+/// matches and this would find some).
+#[test]
+fn failed_candidates_cost_linear_work() {
+    let run = "A".repeat(8192);
+    for (name, text) in [
+        (
+            "kubeconfig_client_key",
+            format!("client-key-data: {run}\n").repeat(8),
+        ),
+        ("twitter_bearer_token", format!("{run} ").repeat(8)),
+        ("secret_assignment", format!("password = {run}\n").repeat(8)),
+    ] {
+        let d = find(name).unwrap();
+        let start = std::time::Instant::now();
+        assert!(scan(d, &text).is_empty(), "{name}");
+        // Not a timing assertion: printed to compare runs.
+        println!("{name}: {:?}", start.elapsed());
+    }
+}

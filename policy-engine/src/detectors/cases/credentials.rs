@@ -2431,6 +2431,15 @@ pub(in crate::detectors) static CASES: &[Case] = &[
             ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----"),
             ("-----begin rsa private key-----\nMIIEvQIBADANBg\n-----end rsa private key-----", "-----begin rsa private key-----\nMIIEvQIBADANBg\n-----end rsa private key-----"),
             ("{\"private_key\": \"-----BEGIN ENCRYPTED PRIVATE KEY-----\\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkq\\n-----END ENCRYPTED PRIVATE KEY-----\\n\"}", "-----BEGIN ENCRYPTED PRIVATE KEY-----\\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkq\\n-----END ENCRYPTED PRIVATE KEY-----"),
+            // A key written as a string literal in code, and a key cut off before its end.
+            (
+                "const KEY: &str = \"-----BEGIN RSA PRIVATE KEY-----\\n\"\n    \"MIIEpAIBAAKCAQEA7bqXYZ\\n\"\n    \"-----END RSA PRIVATE KEY-----\";",
+                "-----BEGIN RSA PRIVATE KEY-----\\n\"\n    \"MIIEpAIBAAKCAQEA7bqXYZ\\n\"\n    \"-----END RSA PRIVATE KEY-----",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bqXYZ\nabcdEFGH0123",
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bqXYZ\nabcdEFGH0123",
+            ),
         ],
         misses: &[
             "-----BEGIN PUBLIC KEY-----\nMIIBIjANBg\n-----END PUBLIC KEY-----",
@@ -2492,6 +2501,9 @@ pub(in crate::detectors) static CASES: &[Case] = &[
         hits: &[
             ("DATABASE_URL=postgres://app_user:Zq7xK2vP9mLw@db.internal:5432/app", "Zq7xK2vP9mLw"),
             ("PostgreSQL://admin:N0tReal-Pa55@10.0.0.5/prod", "N0tReal-Pa55"),
+            // A driver in the scheme, and a password whose first character is escaped.
+            ("DATABASE_URL=postgresql+asyncpg://app:Zq7xK2vP9mLw@db/app", "Zq7xK2vP9mLw"),
+            ("postgres://app:%23Zq7xK2vP9mLw@db/app", "%23Zq7xK2vP9mLw"),
         ],
         misses: &[
             "postgres://app_user:password@localhost/app",
@@ -2652,6 +2664,10 @@ pub(in crate::detectors) static CASES: &[Case] = &[
         detector: "secret_assignment",
         hits: &[
             ("password = Tr0ub4dor&3xK", "Tr0ub4dor&3xK"),
+            // Real secrets that only look like placeholders or code at first sight.
+            ("password = $ecr3tZq7x!", "$ecr3tZq7x!"),
+            ("DB_PASSWORD=Tr0ub4dor(3xK", "Tr0ub4dor(3xK"),
+            ("password: Your2024Pass!", "Your2024Pass!"),
             ("DB_PASSWORD=\"hX9!qL2#vR7z\"", "hX9!qL2#vR7z"),
             ("{\"client_secret\": \"c9F2kQ7wZ1xP4mV8\"}", "c9F2kQ7wZ1xP4mV8"),
         ],

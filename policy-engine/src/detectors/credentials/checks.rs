@@ -3,14 +3,28 @@
 
 use crate::detectors::checks::{shannon_entropy, token_entropy};
 
-/// A value that stands in for a secret rather than being one: `****`, `xxxx`, `${VAR}`,
-/// `$VAR`, `<password>`, `{{ secret }}`, `%s`, or a word such as `password` or `changeme`.
+/// A value that stands in for a secret rather than being one, judged on the whole value:
+/// `****`, `xxxxxxxx`, `${VAR}`, `$VAR`, `$(cmd)`, `<password>`, `{{ secret }}`, `[REDACTED]`,
+/// `%s`, `your_api_key`, `abc...`, or a word such as `password` or `changeme`. A real secret
+/// that merely starts with `$` or contains `<` is not one.
 pub(super) fn placeholder(v: &[u8]) -> bool {
     let v = trim_quotes(v);
     if v.is_empty() || v.iter().all(|&b| b == v[0]) {
         return true;
     }
-    if matches!(v[0], b'$' | b'%' | b'<' | b'{' | b'[' | b'(') {
+    let name_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let enclosed = |open: &[u8], close: &[u8]| v.starts_with(open) && v.ends_with(close);
+    let variable = v[0] == b'$'
+        && (v[1..].iter().all(name_char) || enclosed(b"${", b"}") || enclosed(b"$(", b")"));
+    let format =
+        v[0] == b'%' && v.len() <= 16 && v[1..].iter().all(|b| name_char(b) || b"()".contains(b));
+    let wrapped = enclosed(b"<", b">")
+        || enclosed(b"{{", b"}}")
+        || enclosed(b"{", b"}")
+        || enclosed(b"[", b"]")
+        || enclosed(b"(", b")");
+    let masked = v.iter().filter(|b| matches!(b, b'x' | b'X' | b'*')).count() * 2 >= v.len();
+    if variable || format || wrapped || masked || v.ends_with(b"...") {
         return true;
     }
     let low = v.to_ascii_lowercase();
@@ -59,16 +73,36 @@ pub(super) fn placeholder(v: &[u8]) -> bool {
                 .iter()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'!'))
     });
-    numbered
-        || WORDS.iter().any(|w| low == *w)
-        || low.starts_with(b"your")
-        || has(b"xxxx")
-        || has(b"****")
-        || has(b"...")
-        || has(b"${")
-        || has(b"$(")
-        || has(b"{{")
-        || has(b"<")
+    // `your_api_key_here`, `YourPassword`: words, no digits.
+    let yours = low.starts_with(b"your")
+        && low
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b' '));
+    numbered || WORDS.iter().any(|w| low == *w) || yours || has(b"${") || has(b"{{")
+}
+
+/// `%XX` escapes of a URL's user information decoded (invalid escapes kept as written).
+fn percent_decoded(v: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match (
+            v[i],
+            v.get(i + 1).copied().and_then(hex),
+            v.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn trim_quotes(v: &[u8]) -> &[u8] {
@@ -91,8 +125,8 @@ pub(super) fn valid_url_password(m: &[u8]) -> bool {
     let Some(colon) = userinfo.iter().position(|&b| b == b':') else {
         return false;
     };
-    let pw = &userinfo[colon + 1..];
-    pw.len() >= 3 && !placeholder(pw)
+    let pw = percent_decoded(&userinfo[colon + 1..]);
+    pw.len() >= 3 && !placeholder(&pw)
 }
 
 /// `...password=value` (JDBC and similar): the value after the last `=` is not a placeholder.
@@ -197,10 +231,20 @@ pub(super) fn valid_assigned_secret(m: &[u8]) -> bool {
     if v.len() < 8 || placeholder(v) || matches!(v[0], b'&' | b'*') {
         return false;
     }
-    if v.iter().all(u8::is_ascii_digit)
-        || v.iter().any(|b| matches!(b, b'(' | b'['))
-        || v.windows(2).any(|w| w == b"::")
-    {
+    // Calls and indexing (`get_secret()`, `os.environ["X"]`) end in a bracket; a password
+    // with a bracket inside is still a password.
+    let trimmed = {
+        let end = v
+            .iter()
+            .rposition(|b| !matches!(b, b';' | b',' | b'"' | b'\'' | b'`'))
+            .map_or(0, |i| i + 1);
+        &v[..end]
+    };
+    // (The match may stop at a quote: `os.environ[` of `os.environ["KEY"]`.)
+    let call = [&b")"[..], b"]", b"(", b"["]
+        .iter()
+        .any(|end| trimmed.ends_with(end));
+    if v.iter().all(u8::is_ascii_digit) || call || v.windows(2).any(|w| w == b"::") {
         return false;
     }
     // The value without trailing punctuation, for the shape tests below.
