@@ -121,13 +121,20 @@ def stop(procs):
             p.kill()
 
 
+_POSTGRES = {}
+
+
 def start_postgres(root):
-    """A scratch PostgreSQL (scripts/pg.sh) for the full stack's session store."""
+    """A scratch PostgreSQL (scripts/pg.sh) for the full stack's session store, started once
+    and shared by every round."""
+    if root in _POSTGRES:
+        return _POSTGRES[root]
     root.mkdir(exist_ok=True)
     os.chmod(root, 0o755)  # as root, PostgreSQL runs as `postgres`
     os.chmod(root.parent, 0o755)
-    return subprocess.run([ROOT / "scripts/pg.sh", "start", root / "data", "21433"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    _POSTGRES[root] = subprocess.run([ROOT / "scripts/pg.sh", "start", root / "data", "21433"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+    return _POSTGRES[root]
 
 
 def run_wrk(url, token, body_file):
