@@ -8,7 +8,12 @@ fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let n = policy_engine::normalize::normalize_variants(&s);
     let _ = policy_engine::normalize::fold(&n.text);
-    // The reader's view maps every byte back to a whole original character, in order.
+    // The reader's views map every byte back to a whole original character, in order.
+    let unescaped = policy_engine::normalize::Mapped::unescaped(&s);
+    for at in 0..=unescaped.text.len() {
+        let (a, b) = unescaped.original(at, unescaped.text.len(), s.len());
+        assert!(a <= b && b <= s.len() && s.is_char_boundary(a) && s.is_char_boundary(b));
+    }
     let m = policy_engine::normalize::Mapped::new(&s);
     let mut last = 0;
     for at in 0..=m.text.len() {

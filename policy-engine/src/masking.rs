@@ -8,6 +8,24 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
+/// The ways a reader may read `text` besides as written: without invisible characters and
+/// with full-width forms and other scripts' digits made ASCII; with tag characters (invisible
+/// to a person, read as ASCII by models and agents downstream) as ASCII; with JSON-style
+/// escapes decoded (`https:\/\/…`, `\u0041KIA…`). Plain ASCII without a backslash has none.
+pub(crate) fn reader_views(text: &str) -> Vec<Mapped> {
+    let mut views = Vec::new();
+    if !plain_ascii(text) {
+        views.push(Mapped::new(text));
+        if Mapped::has_tags(text) {
+            views.push(Mapped::with_tags(text));
+        }
+    }
+    if text.contains('\\') {
+        views.push(Mapped::unescaped(text));
+    }
+    views
+}
+
 /// A span of text a masking rule replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MaskHit {
@@ -21,29 +39,24 @@ impl Engine {
     /// Find the spans of `text` that `policy`'s masking rules replace (non-overlapping,
     /// leftmost, longest first among overlaps).
     ///
-    /// Text with anything but plain ASCII is also scanned the way a reader sees it
-    /// ([`Mapped`]): a value in full-width digits or with zero-width characters inside is
-    /// masked in full, invisible characters included.
+    /// The text is also scanned the ways a reader reads it ([`reader_views`]): a value in
+    /// full-width digits, with zero-width characters inside, in tag characters or behind JSON
+    /// escapes is masked in full, the characters that spell it included.
     pub fn mask_spans(&self, cp: &CompiledPolicy, text: &str) -> Vec<MaskHit> {
         let mut hits = Vec::new();
         cp.mask.exact.scan(text.as_bytes(), &mut hits);
         cp.mask.ci.scan(text.as_bytes(), &mut hits);
-        if !plain_ascii(text) {
-            // The reader's view, and when there are tag characters (invisible to a person,
-            // read as ASCII by models and agents downstream) also that reading.
-            let tags = Mapped::has_tags(text).then(|| Mapped::with_tags(text));
-            for mapped in std::iter::once(Mapped::new(text)).chain(tags) {
-                if mapped.text == text {
-                    continue;
-                }
-                let mut seen = Vec::new();
-                cp.mask.exact.scan(mapped.text.as_bytes(), &mut seen);
-                cp.mask.ci.scan(mapped.text.as_bytes(), &mut seen);
-                hits.extend(seen.into_iter().map(|mut h| {
-                    (h.start, h.end) = mapped.original(h.start, h.end, text.len());
-                    h
-                }));
+        for mapped in reader_views(text) {
+            if mapped.text == text {
+                continue;
             }
+            let mut seen = Vec::new();
+            cp.mask.exact.scan(mapped.text.as_bytes(), &mut seen);
+            cp.mask.ci.scan(mapped.text.as_bytes(), &mut seen);
+            hits.extend(seen.into_iter().map(|mut h| {
+                (h.start, h.end) = mapped.original(h.start, h.end, text.len());
+                h
+            }));
         }
         hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let mut out: Vec<MaskHit> = Vec::new();
@@ -172,7 +185,7 @@ policies:
     models: ["*"]
     response_masking:
       - {id: cards, detectors: [payment_card]}
-      - {id: keys, detectors: [aws_access_key_id, email]}
+      - {id: keys, detectors: [aws_access_key_id, email, slack_webhook_url]}
 "#;
 
     #[test]
@@ -208,6 +221,12 @@ policies:
                 ),
                 "ok [AWS_ACCESS_KEY] end",
             ),
+            // JSON escapes a client decodes: an escaped webhook URL and a \u-escaped key.
+            (
+                "hook https:\\/\\/hooks.slack.com\\/services\\/T0ABCDEFG\\/B0ABCDEFG\\/abcdefghijklmnopqrstuvwx end",
+                "hook [SLACK_WEBHOOK] end",
+            ),
+            ("key \\u0041KIAQWERTYUIOPASDFGH.", "key [AWS_ACCESS_KEY]."),
             // Mail with a full-width at sign.
             ("to jane\u{FF20}example.com now", "to [EMAIL] now"),
             // Text around is kept as written.

@@ -356,22 +356,56 @@ impl Mapped {
         let mut origin = Vec::with_capacity(s.len());
         for (o, c) in s.char_indices() {
             let before = text.len();
-            if c.is_ascii() {
-                if classify(c) == Class::Keep {
-                    text.push(c);
-                }
-            } else {
-                for d in std::iter::once(premap(c)).nfkd() {
-                    match tag_ascii(d) {
-                        Some(a) if tags_as_ascii => text.push(a),
-                        Some(_) => {}
-                        None if classify(d) == Class::Keep => push_mapped(d, &mut text),
-                        None => {}
-                    }
-                }
-            }
+            read_char(c, tags_as_ascii, &mut text);
             let span = (o as u32, (o + c.len_utf8()) as u32);
             origin.resize(origin.len() + (text.len() - before), span);
+        }
+        Mapped { text, origin }
+    }
+
+    /// The view with JSON-style escapes decoded (`\/`, `\"`, `\n`, `\uXXXX` and surrogate
+    /// pairs): text a model writes escaped is read, by a client's JSON parser or a person,
+    /// as what the escapes spell. Each decoded character maps back to its whole escape.
+    pub fn unescaped(s: &str) -> Mapped {
+        let b = s.as_bytes();
+        let mut text = String::with_capacity(s.len());
+        let mut origin = Vec::with_capacity(s.len());
+        let hex4 = |at: usize| -> Option<u32> {
+            let h = s.get(at..at + 4)?;
+            h.bytes()
+                .all(|x| x.is_ascii_hexdigit())
+                .then(|| u32::from_str_radix(h, 16).ok())
+                .flatten()
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let (c, len) = match (b[i], b.get(i + 1)) {
+                (b'\\', Some(b'/' | b'"' | b'\\' | b'\'')) => (char::from(b[i + 1]), 2),
+                (b'\\', Some(b'n')) => ('\n', 2),
+                (b'\\', Some(b't')) => ('\t', 2),
+                (b'\\', Some(b'r')) => ('\r', 2),
+                (b'\\', Some(b'u')) => match hex4(i + 2) {
+                    Some(hi @ 0xD800..=0xDBFF) => match (s.get(i + 6..i + 8), hex4(i + 8)) {
+                        (Some("\\u"), Some(lo @ 0xDC00..=0xDFFF)) => (
+                            char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                                .unwrap_or('\u{FFFD}'),
+                            12,
+                        ),
+                        _ => ('\u{FFFD}', 6),
+                    },
+                    Some(cp) => (char::from_u32(cp).unwrap_or('\u{FFFD}'), 6),
+                    None => ('\\', 1),
+                },
+                _ => {
+                    let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
+                    (c, c.len_utf8().max(1))
+                }
+            };
+            let before = text.len();
+            read_char(c, false, &mut text);
+            let end = (i + len).min(b.len());
+            origin.resize(origin.len() + (text.len() - before), (i as u32, end as u32));
+            i = end;
         }
         Mapped { text, origin }
     }
@@ -392,6 +426,24 @@ impl Mapped {
             None => s,
         };
         (s, e.max(s))
+    }
+}
+
+/// One character as a reader sees it (see [`Mapped`]).
+fn read_char(c: char, tags_as_ascii: bool, text: &mut String) {
+    if c.is_ascii() {
+        if classify(c) == Class::Keep {
+            text.push(c);
+        }
+        return;
+    }
+    for d in std::iter::once(premap(c)).nfkd() {
+        match tag_ascii(d) {
+            Some(a) if tags_as_ascii => text.push(a),
+            Some(_) => {}
+            None if classify(d) == Class::Keep => push_mapped(d, text),
+            None => {}
+        }
     }
 }
 

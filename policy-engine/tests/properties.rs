@@ -121,11 +121,17 @@ proptest! {
 
     #[test]
     fn reader_view_maps_back_to_whole_characters(s in "\\PC{0,60}", a in 0usize..200, b in 0usize..200) {
+        let escaped = format!("{s}\\u00e9\\/\\ud83d\\ude00\\u12{s}\\");
+        for (src, m) in [
+            (&s, policy_engine::normalize::Mapped::new(&s)),
+            (&escaped, policy_engine::normalize::Mapped::unescaped(&escaped)),
+        ] {
+            let (lo, hi) = (a.min(b).min(m.text.len()), a.max(b).min(m.text.len()));
+            let (x, y) = m.original(lo, hi, src.len());
+            prop_assert!(x <= y && y <= src.len());
+            prop_assert!(src.is_char_boundary(x) && src.is_char_boundary(y));
+        }
         let m = policy_engine::normalize::Mapped::new(&s);
-        let (lo, hi) = (a.min(b).min(m.text.len()), a.max(b).min(m.text.len()));
-        let (x, y) = m.original(lo, hi, s.len());
-        prop_assert!(x <= y && y <= s.len());
-        prop_assert!(s.is_char_boundary(x) && s.is_char_boundary(y));
         // Plain ASCII is its own view.
         if policy_engine::normalize::plain_ascii(&s) {
             prop_assert_eq!(&m.text, &s);
