@@ -381,38 +381,66 @@ impl PatternSet {
     /// its keywords' hits (from the keyword itself onwards when every match starts with a
     /// keyword, `max_len` either side otherwise). Text without a keyword costs nothing more.
     fn gated_hits(&self, ac: &AhoCorasick, text: &[u8], out: &mut Vec<Hit>) {
-        // (spec, start, end)
-        let mut windows: Vec<(usize, usize, usize)> = Vec::new();
+        // (spec, keyword start, keyword end)
+        let mut found: Vec<(usize, usize, usize)> = Vec::new();
         for m in ac.find_overlapping_iter(text) {
             for &spec in &self.keyword_specs[m.pattern().as_usize()] {
-                let SpecKind::Detector(d) = &self.specs[spec].kind else {
-                    continue;
-                };
-                let from_keyword = detector_regex(d).is_ok_and(|c| c.starts_with_keyword);
-                let start = if from_keyword {
-                    m.start()
-                } else {
-                    m.end().saturating_sub(d.max_len)
-                };
-                let end = m.start().saturating_add(d.max_len).min(text.len());
-                windows.push((spec, start, end));
+                found.push((spec, m.start(), m.end()));
             }
         }
-        if windows.is_empty() {
-            return;
-        }
-        windows.sort_unstable();
+        found.sort_unstable();
         let mut budget = work_budget(text);
-        let mut i = 0;
-        while i < windows.len() {
-            let (spec, start, mut end) = windows[i];
-            i += 1;
-            while i < windows.len() && windows[i].0 == spec && windows[i].1 <= end {
-                end = end.max(windows[i].2);
-                i += 1;
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        // One group per detector: its compiled regex is looked up once, its windows merged.
+        for group in found.chunk_by(|a, b| a.0 == b.0) {
+            let spec = group[0].0;
+            let SpecKind::Detector(d) = &self.specs[spec].kind else {
+                continue;
+            };
+            let c = match detector_regex(d) {
+                Ok(c) => c,
+                Err(_) => {
+                    self.fail_closed(spec, 0..text.len(), out);
+                    continue;
+                }
+            };
+            // Sorted by start: keywords that overlap (`sk-`, `sk-ant-`) can end out of order.
+            windows.clear();
+            windows.extend(group.iter().map(|&(_, ks, ke)| {
+                let start = if c.starts_with_keyword {
+                    ks
+                } else {
+                    ke.saturating_sub(d.max_len)
+                };
+                (start, ks.saturating_add(d.max_len).min(text.len()))
+            }));
+            windows.sort_unstable();
+            let mut window: Option<(usize, usize)> = None;
+            for &(start, end) in &windows {
+                window = match window {
+                    Some((ws, we)) if start <= we => Some((ws, we.max(end))),
+                    Some((ws, we)) => {
+                        self.regex_hits(&c.regex, spec, text, ws..we, &mut budget, out);
+                        Some((start, end))
+                    }
+                    None => Some((start, end)),
+                };
             }
-            self.spec_hits(spec, text, start..end, &mut budget, out);
+            if let Some((ws, we)) = window {
+                self.regex_hits(&c.regex, spec, text, ws..we, &mut budget, out);
+            }
         }
+    }
+
+    /// A spec whose regex cannot be compiled: every built-in pattern compiles (tested); if one
+    /// did not, its candidates would count as matches, not pass unread.
+    fn fail_closed(&self, spec: usize, range: std::ops::Range<usize>, out: &mut Vec<Hit>) {
+        out.push(Hit {
+            owner: self.specs[spec].owner,
+            spec,
+            start: range.start,
+            end: range.end,
+        });
     }
 
     /// Hits of one spec's own regex within `range` of `text` (look-around sees the whole
@@ -425,29 +453,27 @@ impl PatternSet {
         budget: &mut usize,
         out: &mut Vec<Hit>,
     ) {
-        let owner = self.specs[spec].owner;
-        let compiled;
-        let single = match (&self.specs[spec].kind, &self.singles[spec]) {
-            (_, Some(re)) => re,
+        match (&self.specs[spec].kind, &self.singles[spec]) {
+            (_, Some(re)) => self.regex_hits(re, spec, text, range, budget, out),
             (SpecKind::Detector(d), None) => match detector_regex(d) {
-                Ok(c) => {
-                    compiled = c;
-                    &compiled.regex
-                }
-                Err(_) => {
-                    // Every built-in pattern compiles (tested); if one did not, its
-                    // candidates would count as matches, not pass unread.
-                    out.push(Hit {
-                        owner,
-                        spec,
-                        start: range.start,
-                        end: range.end,
-                    });
-                    return;
-                }
+                Ok(c) => self.regex_hits(&c.regex, spec, text, range, budget, out),
+                Err(_) => self.fail_closed(spec, range, out),
             },
-            (_, None) => return,
-        };
+            (_, None) => {}
+        }
+    }
+
+    /// Hits of `single`, the regex of spec `spec`, within `range` of `text`.
+    fn regex_hits(
+        &self,
+        single: &Regex,
+        spec: usize,
+        text: &[u8],
+        range: std::ops::Range<usize>,
+        budget: &mut usize,
+        out: &mut Vec<Hit>,
+    ) {
+        let owner = self.specs[spec].owner;
         let Some(validate) = self.specs[spec].validator() else {
             out.extend(
                 single

@@ -98,11 +98,7 @@ impl<'a> Stages<'a> {
 
     /// Walk the parsed body for the strings a model reads (no parse).
     pub fn extract(&self) -> usize {
-        let opts = extract::Options {
-            opaque_media: &self.engine.bundle.inspection.opaque_media,
-            allow_remote_content: self.engine.bundle.inspection.allow_remote_content,
-            encoding: self.cp.encoding,
-        };
+        let opts = self.engine.extract_options(self.cp);
         extract::extract(self.api, &self.json, None, &opts).map_or(0, |x| x.segments.len())
     }
 

@@ -2,7 +2,6 @@
 //! cards, bank and national identifiers, network and wallet addresses (the checks shared
 //! with other code live in `checks.rs`).
 
-#[allow(unused_imports)]
 use super::checks::*;
 
 /// The ASCII digits of a match, as values 0-9.

@@ -175,11 +175,10 @@ impl Engine {
         }
         // Prompt token limit.
         let enc = Encoding::for_model(x.model.as_deref().unwrap_or(""), cp.encoding);
-        let PromptTokens { tokens, exact } =
-            tokens::prompt_tokens(x, enc, p.limits.max_prompt_tokens);
+        let PromptTokens { tokens, .. } = tokens::prompt_tokens(x, enc, p.limits.max_prompt_tokens);
         d.prompt_tokens = Some(tokens);
         if let Some(max) = p.limits.max_prompt_tokens {
-            if tokens > max && !exact && !tokens::EXACT {
+            if tokens > max && !tokens::EXACT {
                 // Only the byte bound is known here, and it is over: the server counts.
                 d.deferred.push("max_prompt_tokens");
             } else if tokens > max {

@@ -239,12 +239,16 @@ impl Engine {
         route_model: Option<&str>,
         body: &[u8],
     ) -> Result<(serde_json::Value, Extracted), ExtractError> {
-        let opts = extract::Options {
+        extract::extract_bytes(api, body, route_model, &self.extract_options(cp))
+    }
+
+    /// What extraction needs to know from the bundle and policy `cp`.
+    pub(crate) fn extract_options<'a>(&'a self, cp: &CompiledPolicy) -> extract::Options<'a> {
+        extract::Options {
             opaque_media: &self.bundle.inspection.opaque_media,
             allow_remote_content: self.bundle.inspection.allow_remote_content,
             encoding: cp.encoding,
-        };
-        extract::extract_bytes(api, body, route_model, &opts)
+        }
     }
 
     pub fn policies(&self) -> impl Iterator<Item = &CompiledPolicy> {

@@ -1,9 +1,6 @@
 //! AI model providers and AI tooling.
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
+use super::checks::openai_key;
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[

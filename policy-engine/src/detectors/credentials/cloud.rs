@@ -1,9 +1,6 @@
 //! Cloud providers, hosting platforms and infrastructure tools (secrets managers, IaC).
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
+use super::checks::valid_assigned_secret;
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[

@@ -1,9 +1,9 @@
 //! Private keys, database and service URLs with passwords, generic tokens and `password = ...` shapes.
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
+use super::checks::{
+    valid_assigned_secret, valid_basic_auth, valid_curl_password, valid_param_password,
+    valid_url_password,
+};
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[

@@ -1,9 +1,6 @@
 //! Chat, webhooks, e-mail delivery and social networks.
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
+use super::checks::valid_url_password;
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[

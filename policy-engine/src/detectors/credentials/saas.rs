@@ -1,9 +1,5 @@
 //! SaaS products: identity, work tools, customer tools, monitoring and analytics.
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[

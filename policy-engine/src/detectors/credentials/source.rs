@@ -1,9 +1,6 @@
 //! Source control, CI/CD and package registries.
 
-#[allow(unused_imports)]
-use super::checks::*;
-#[allow(unused_imports)]
-use crate::detectors::checks::*;
+use super::checks::valid_basic_auth;
 use crate::detectors::{Check, Detector, DetectorKind, Stance};
 
 pub(super) static DETECTORS: &[Detector] = &[
