@@ -57,6 +57,7 @@ bench:
 	$(MAKE) build
 	scripts/build-wasm.sh noop-filter
 	$(BIN) bench
+	scripts/stage-bench.sh
 	$(BIN) bench-store
 	scripts/bench-postgres.sh
 	python3 tests/bench_envoy.py

@@ -41,6 +41,8 @@ if [ "$want" = test ]; then
 fi
 if [ "$want" = bench ]; then
   command -v wrk >/dev/null || apt_install wrk
+  # scripts/stage-bench.sh runs the engine as WASI inside node's V8.
+  command -v node >/dev/null || apt_install nodejs
   command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || {
     echo "setup: installing oha (cargo install, a few minutes)"
     cargo install oha --version "^1.16" --locked -q

@@ -137,11 +137,17 @@ def start_postgres(root):
     return _POSTGRES[root]
 
 
-def run_wrk(url, token, body_file):
+def wrk_script(body_file, token):
+    """A wrk script posting `body_file` with a bearer token; returns its path."""
     lua = body_file.with_suffix(".lua")
     lua.write_text(f'wrk.method = "POST"\nwrk.body = io.open("{body_file}"):read("*a")\n'
                    f'wrk.headers["content-type"] = "application/json"\n'
                    f'wrk.headers["authorization"] = "Bearer {token}"\n')
+    return lua
+
+
+def run_wrk(url, token, body_file):
+    lua = wrk_script(body_file, token)
     out = subprocess.run(["wrk", "-t", "1", "-c", "16", "-d", f"{DURATION}s", "-s", str(lua), url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -374,10 +380,7 @@ def memory_phase(tmp, log, bundles, filter_cfg, token, body, tools_body):
                 idle = rss_mb(envoy.pid)
                 url = f"http://127.0.0.1:{PORTS['listen']}/v1/chat/completions"
                 for f in files:
-                    lua = f.with_suffix(".lua")
-                    lua.write_text(f'wrk.method = "POST"\nwrk.body = io.open("{f}"):read("*a")\n'
-                                   f'wrk.headers["content-type"] = "application/json"\n'
-                                   f'wrk.headers["authorization"] = "Bearer {token}"\n')
+                    lua = wrk_script(f, token)
                     subprocess.run(["wrk", "-t", "1", "-c", str(4 * workers), "-d", "1s", "-s", str(lua), url],
                                    capture_output=True, check=True)
                 time.sleep(1)
